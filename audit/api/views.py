@@ -1,0 +1,238 @@
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.api.serializers import (
+    CheckpointSerializer,
+    EventSerializer,
+    IngestErrorSerializer,
+    IngestResultSerializer,
+    VerificationRunSerializer,
+)
+from audit.filtersets import EventFilterSet
+from audit.ingest import IngestRejected
+from audit.models import Checkpoint, Source, VerificationRun, VerificationStatus
+from audit.selectors import events_for_list
+from audit.services import CheckpointRefused, checkpoint_create, ingest_native, verification_run
+from audit.signing import current_public_key, trusted_public_keys
+from audit.tasks import ledger_verify_task
+from posture.authentication import PersonalTokenAuthentication, SourceTokenAuthentication
+from posture.metrics import INGEST_EVENTS, INGEST_REJECTED_BATCHES, INGEST_SECONDS
+from posture.permissions import IsPerson, IsSource, has_role
+from posture.roles import Role
+from rest_framework.authentication import SessionAuthentication
+
+logger = logging.getLogger(__name__)
+
+EVENT_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "event.schema.json"
+VERIFIERS = (Role.AUDITOR, Role.ADMIN, Role.ONCALL)
+
+
+class EventCursorPagination(CursorPagination):
+    ordering = ("-occurred_at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class EventsView(generics.ListAPIView):
+    """GET: people read the ledger. POST: an enforcement point appends a batch of events."""
+
+    authentication_classes = [
+        SourceTokenAuthentication,
+        SessionAuthentication,
+        PersonalTokenAuthentication,
+    ]
+    serializer_class = EventSerializer
+    pagination_class = EventCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = EventFilterSet
+    parser_classes = []  # the ingest body is read raw; see audit.ingest
+
+    def get_permissions(self):
+        return [IsPerson()] if self.request.method in SAFE_METHODS else [IsSource()]
+
+    def get_queryset(self):
+        return events_for_list()
+
+    @extend_schema(
+        summary="Append a batch of events to the source's chain",
+        description=(
+            "Body: a JSON array of events, or {\"events\": [...]}, optionally gzip-compressed "
+            "(Content-Encoding: gzip). Up to 1,000 events and 5 MiB decompressed. The batch is "
+            "stored whole or not at all; already-stored event ids count as duplicates. "
+            "Event schema: /api/v1/schema/events.json."
+        ),
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={
+            201: IngestResultSerializer,
+            200: OpenApiResponse(IngestResultSerializer, description="nothing new: all duplicates"),
+            400: IngestErrorSerializer,
+            401: IngestErrorSerializer,
+            403: IngestErrorSerializer,
+            413: IngestErrorSerializer,
+            415: IngestErrorSerializer,
+        },
+    )
+    def post(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        source = request.auth.source
+        try:
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                raise IngestRejected(413, "too_large", "request body is too large") from None
+            result = ingest_native(
+                source=source,
+                body=body,
+                content_type=request.META.get("CONTENT_TYPE", ""),
+                content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
+            )
+        except IngestRejected as rejected:
+            INGEST_REJECTED_BATCHES.labels(rejected.reason).inc()
+            logger.info(
+                "ingest batch rejected",
+                extra={"source": source.name, "reason": rejected.reason, "detail": rejected.detail},
+            )
+            return Response(rejected.as_dict(), status=rejected.status)
+        INGEST_EVENTS.labels(source.name, "accepted").inc(result.accepted)
+        if result.duplicates:
+            INGEST_EVENTS.labels(source.name, "duplicate").inc(result.duplicates)
+        INGEST_SECONDS.observe(time.perf_counter() - started)
+        status_code = status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK
+        return Response(result.as_dict(), status=status_code)
+
+
+class EventDetailView(generics.RetrieveAPIView):
+    serializer_class = EventSerializer
+
+    def get_queryset(self):
+        return events_for_list()
+
+
+@extend_schema(
+    summary="The native event schema (JSON Schema 2020-12)", responses={200: OpenApiTypes.OBJECT}
+)
+class EventSchemaView(APIView):
+    authentication_classes = [
+        SourceTokenAuthentication,
+        SessionAuthentication,
+        PersonalTokenAuthentication,
+    ]
+
+    def get_permissions(self):
+        return []
+
+    def check_permissions(self, request):
+        if request.auth is None and not request.user.is_authenticated:
+            self.permission_denied(request, message="sign in or send a token")
+
+    def get(self, request):
+        return HttpResponse(EVENT_SCHEMA_PATH.read_bytes(), content_type="application/schema+json")
+
+
+@extend_schema(summary="The public keys that verify checkpoint signatures", responses={200: OpenApiTypes.OBJECT})
+class PublicKeyView(APIView):
+    def get(self, request):
+        return Response(
+            {
+                "algorithm": "Ed25519",
+                "encoding": "base64 of the 32-byte raw public key",
+                "current": current_public_key(),
+                "trusted": sorted(trusted_public_keys()),
+            }
+        )
+
+
+class CheckpointPagination(CursorPagination):
+    ordering = "-number"
+    page_size = 100
+
+
+class CheckpointsView(generics.ListAPIView):
+    """GET: signed checkpoints, newest first. POST: sign the current heads now."""
+
+    serializer_class = CheckpointSerializer
+    pagination_class = CheckpointPagination
+    queryset = Checkpoint.objects.all()
+
+    def get_permissions(self):
+        if self.request.method in SAFE_METHODS:
+            return [IsPerson()]
+        return [has_role(Role.AUDITOR, Role.ADMIN)()]
+
+    @extend_schema(
+        summary="Create a checkpoint now",
+        request=None,
+        responses={201: CheckpointSerializer, 200: CheckpointSerializer, 409: IngestErrorSerializer},
+    )
+    def post(self, request):
+        try:
+            checkpoint = checkpoint_create(force=True)
+        except CheckpointRefused as refused:
+            return Response({"error": "checkpoint_refused", "detail": str(refused)}, status=409)
+        return Response(CheckpointSerializer(checkpoint).data, status=201)
+
+
+class VerifyView(APIView):
+    """GET: the latest verification (run now if there is none). POST: start a new one."""
+
+    def get_permissions(self):
+        if self.request.method in SAFE_METHODS:
+            return [IsPerson()]
+        return [has_role(*VERIFIERS)()]
+
+    @extend_schema(
+        summary="The latest ledger verification",
+        parameters=[OpenApiParameter("source", str, description="only runs for this source")],
+        responses={200: VerificationRunSerializer},
+    )
+    def get(self, request):
+        source_name = request.query_params.get("source", "")
+        if source_name:
+            get_object_or_404(Source, name=source_name)
+        run = (
+            VerificationRun.objects.filter(source_name=source_name)
+            .exclude(status=VerificationStatus.RUNNING)
+            .first()
+        )
+        if run is None:
+            run = verification_run(source_name=source_name)
+        return Response(VerificationRunSerializer(run).data)
+
+    @extend_schema(
+        summary="Start a ledger verification",
+        parameters=[OpenApiParameter("source", str, description="verify only this source")],
+        request=None,
+        responses={202: VerificationRunSerializer},
+    )
+    def post(self, request):
+        source_name = request.query_params.get("source", "")
+        if source_name:
+            get_object_or_404(Source, name=source_name)
+        run = VerificationRun.objects.create(
+            started_at=datetime.now(UTC), status=VerificationStatus.RUNNING, source_name=source_name
+        )
+        transaction.on_commit(lambda: ledger_verify_task.delay(run.pk))
+        run.refresh_from_db()
+        return Response(VerificationRunSerializer(run).data, status=202)
+
+
+class VerificationRunView(generics.RetrieveAPIView):
+    serializer_class = VerificationRunSerializer
+    queryset = VerificationRun.objects.all()

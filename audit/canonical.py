@@ -1,0 +1,54 @@
+"""Canonical bytes of ledger records and their hash chain (pure, no database).
+
+A stored record is the JSON object
+
+    {"event": {...}, "received_at": "...Z", "seq": N, "source": "name", "v": 1}
+
+serialised with keys sorted at every level, no insignificant white space, UTF-8, non-ASCII
+characters as they are (not escaped). `hash = SHA-256(bytes.fromhex(prev_hash) || canonical)`;
+the first record of a chain has prev_hash = 64 zeros. docs/ledger.md specifies this for
+third-party verifiers.
+"""
+
+import hashlib
+from datetime import UTC, datetime
+
+import orjson
+
+CANONICAL_VERSION = 1
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: object) -> bytes:
+    """The canonical serialisation of any JSON value (sorted keys, compact, UTF-8)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, the form Posture writes its own times in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record_bytes(*, event_bytes: bytes, received_at: str, seq: int, source: str) -> bytes:
+    """Canonical bytes of one stored record, from the already canonical event bytes.
+
+    Built by concatenation in sorted key order because this runs inside the chain lock;
+    test_canonical checks it equals canonical_json() of the same object.
+    """
+    return b"".join(
+        (
+            b'{"event":',
+            event_bytes,
+            b',"received_at":"',
+            received_at.encode(),
+            b'","seq":',
+            str(seq).encode(),
+            b',"source":',
+            orjson.dumps(source),
+            b',"v":1}',
+        )
+    )
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()

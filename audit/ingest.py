@@ -1,0 +1,82 @@
+"""Reading an ingest request body into a list of raw events (pure, no database).
+
+Every refusal is an IngestRejected with the HTTP status, a short machine reason (also the
+label of the rejected-batches metric) and a sentence for the person reading the reply.
+"""
+
+import zlib
+from dataclasses import dataclass, field
+
+import orjson
+
+
+@dataclass
+class IngestRejected(Exception):
+    status: int
+    reason: str
+    detail: str
+    events: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        body: dict = {"error": self.reason, "detail": self.detail}
+        if self.events:
+            body["events"] = self.events
+        return body
+
+
+def decompress_limited(body: bytes, *, max_bytes: int) -> bytes:
+    """Gunzip `body`, refusing as soon as the output passes `max_bytes` (gzip bombs)."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = decompressor.decompress(body, max_bytes + 1)
+        if len(data) > max_bytes or decompressor.unconsumed_tail:
+            raise IngestRejected(413, "too_large", f"decompressed body exceeds {max_bytes} bytes")
+        data += decompressor.flush()
+    except zlib.error as error:
+        raise IngestRejected(400, "bad_gzip", f"body is not valid gzip: {error}") from None
+    if not decompressor.eof:
+        raise IngestRejected(400, "bad_gzip", "gzip body is truncated")
+    if len(data) > max_bytes:
+        raise IngestRejected(413, "too_large", f"decompressed body exceeds {max_bytes} bytes")
+    return data
+
+
+def decode_events(
+    body: bytes,
+    *,
+    content_type: str,
+    content_encoding: str,
+    max_bytes: int,
+    max_events: int,
+) -> list:
+    """The raw events of a native ingest body: a JSON array, or {"events": [...]}."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise IngestRejected(415, "unsupported_media_type", "send Content-Type: application/json")
+    encoding = content_encoding.strip().lower()
+    if encoding == "gzip":
+        body = decompress_limited(body, max_bytes=max_bytes)
+    elif encoding not in ("", "identity"):
+        raise IngestRejected(415, "unsupported_encoding", "Content-Encoding may be gzip or none")
+    if len(body) > max_bytes:
+        raise IngestRejected(413, "too_large", f"body exceeds {max_bytes} bytes")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise IngestRejected(400, "bad_json", f"body is not valid UTF-8 JSON: {error}") from None
+    if isinstance(document, dict):
+        extra = document.keys() - {"events"}
+        if extra or not isinstance(document.get("events"), list):
+            raise IngestRejected(
+                400, "bad_shape", 'body must be a JSON array of events or {"events": [...]}'
+            )
+        document = document["events"]
+    if not isinstance(document, list):
+        raise IngestRejected(
+            400, "bad_shape", 'body must be a JSON array of events or {"events": [...]}'
+        )
+    if len(document) > max_events:
+        raise IngestRejected(
+            413, "too_many_events", f"{len(document)} events; at most {max_events} a request"
+        )
+    return document

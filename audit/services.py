@@ -1,0 +1,265 @@
+"""Writes to the ledger. Nothing outside audit/ writes ledger rows."""
+
+import dataclasses
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+
+from audit import signing, storage
+from audit.canonical import (
+    GENESIS_HASH,
+    canonical_json,
+    chain_hash,
+    format_timestamp,
+    record_bytes,
+)
+from audit.events import EventRecord, validate_batch
+from audit.ingest import IngestRejected, decode_events
+from audit.models import (
+    ChainHead,
+    Checkpoint,
+    Source,
+    SourceKind,
+    SourceToken,
+    VerificationRun,
+    VerificationStatus,
+)
+from audit.verify import CheckpointRecord, chain_walk, ledger_verify
+
+logger = logging.getLogger(__name__)
+
+SOURCE_TOKEN_PREFIX = "pst_"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    accepted: int
+    duplicates: int
+    first_seq: int | None
+    last_seq: int | None
+    head_seq: int
+    head_hash: str
+
+    def as_dict(self) -> dict:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+        }
+
+
+def token_digest(token: str) -> str:
+    """Tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def source_create(
+    *,
+    name: str,
+    kind: str,
+    environment: str = "",
+    owner: str = "",
+    heartbeat_interval_seconds: int = 300,
+) -> Source:
+    source = Source(
+        name=name,
+        kind=kind,
+        environment=environment,
+        owner=owner,
+        heartbeat_interval_seconds=heartbeat_interval_seconds,
+    )
+    source.full_clean()
+    source.save()
+    ChainHead.objects.create(source=source)
+    return source
+
+
+def source_token_create(
+    *, source: Source, label: str = "", expires_at: datetime | None = None
+) -> tuple[SourceToken, str]:
+    """A new token for `source`; the plain token is returned once and never stored."""
+    if source.kind == SourceKind.INTERNAL:
+        raise ValueError("the internal source takes no tokens")
+    plain = SOURCE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = SourceToken.objects.create(
+        source=source,
+        label=label,
+        token_hash=token_digest(plain),
+        token_prefix=plain[:10],
+        expires_at=expires_at,
+    )
+    return token, plain
+
+
+def source_token_revoke(*, token: SourceToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = datetime.now(UTC)
+        token.save(update_fields=["revoked_at"])
+
+
+def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> AppendResult:
+    """Chain and store `records` atomically; records whose event_id is stored are duplicates.
+
+    The chain head's row lock serialises appends to one source, so each chain stays gap-free
+    while different sources append in parallel.
+    """
+    received_at = datetime.now(UTC)
+    received_text = format_timestamp(received_at)
+    received_at = datetime.fromisoformat(received_text)
+    with transaction.atomic():
+        head = ChainHead.objects.select_for_update().get(source_id=source.pk)
+        stored = storage.existing_event_ids(source.pk, [r.event_id for r in records])
+        seq, prev_hash = head.seq, head.hash
+        first_seq = seq + 1
+        rows = []
+        for record in records:
+            if record.event_id in stored:
+                continue
+            seq += 1
+            canonical = record_bytes(
+                event_bytes=record.event_bytes, received_at=received_text, seq=seq, source=source.name
+            )
+            digest = chain_hash(prev_hash, canonical)
+            rows.append((source.pk, seq, received_at, prev_hash, digest, canonical, *record.columns))
+            prev_hash = digest
+        if rows:
+            storage.events_insert(rows)
+            ChainHead.objects.filter(source_id=source.pk).update(
+                seq=seq, hash=prev_hash, updated_at=received_at
+            )
+    return AppendResult(
+        accepted=len(rows),
+        duplicates=len(records) - len(rows),
+        first_seq=first_seq if rows else None,
+        last_seq=seq if rows else None,
+        head_seq=seq,
+        head_hash=prev_hash,
+    )
+
+
+class CheckpointRefused(Exception):
+    """The chains no longer extend the last signed checkpoint; nothing was signed."""
+
+
+def checkpoint_create(*, force: bool = False) -> Checkpoint | None:
+    """Sign the heads of all chains, if any moved since the last checkpoint (or if `force`).
+
+    Refuses to sign unless every chain extends the heads signed last time: the new segment of
+    each chain is re-hashed and must link to the previously signed head.
+    """
+    with transaction.atomic():
+        last = Checkpoint.objects.order_by("-number").first()
+        heads = list(
+            ChainHead.objects.select_related("source").filter(seq__gt=0).order_by("source__name")
+        )
+        current = [{"hash": h.hash, "seq": h.seq, "source": h.source.name} for h in heads]
+        previous = orjson.loads(bytes(last.body))["heads"] if last else []
+        if last is not None and current == previous and not force:
+            return None
+        _check_extends(heads, previous)
+        created_at = datetime.now(UTC)
+        prev_hash = last.hash if last else GENESIS_HASH
+        number = last.number + 1 if last else 1
+        body = canonical_json(
+            {
+                "created_at": format_timestamp(created_at),
+                "heads": current,
+                "number": number,
+                "prev": prev_hash,
+                "v": 1,
+            }
+        )
+        checkpoint = Checkpoint.objects.create(
+            number=number,
+            created_at=created_at,
+            body=body,
+            hash=hashlib.sha256(body).hexdigest(),
+            prev_hash=prev_hash,
+            signature=signing.sign(body),
+            public_key=signing.current_public_key(),
+        )
+        transaction.on_commit(lambda: _export_checkpoint(checkpoint))
+    return checkpoint
+
+
+def _check_extends(heads: list[ChainHead], previous: list[dict]) -> None:
+    previous_by_source = {head["source"]: head for head in previous}
+    for head in heads:
+        signed = previous_by_source.pop(head.source.name, {"seq": 0, "hash": GENESIS_HASH})
+        if head.seq < signed["seq"]:
+            raise CheckpointRefused(
+                f"{head.source.name}: head seq {head.seq} is behind signed seq {signed['seq']}"
+            )
+        walk = chain_walk(
+            head.source, after_seq=signed["seq"], after_hash=signed["hash"], until_seq=head.seq
+        )
+        if walk.broken is not None:
+            raise CheckpointRefused(f"{walk.broken.source} seq {walk.broken.seq}: {walk.broken.problem}")
+        if (walk.last_seq, walk.last_hash) != (head.seq, head.hash):
+            raise CheckpointRefused(f"{head.source.name}: the chain does not end at its head")
+    if previous_by_source:
+        raise CheckpointRefused(f"signed chains are gone: {', '.join(sorted(previous_by_source))}")
+
+
+def _export_checkpoint(checkpoint: Checkpoint) -> None:
+    """Keep a copy outside the database, one JSON line per checkpoint."""
+    folder = settings.POSTURE_CHECKPOINT_EXPORT_DIR
+    if not folder:
+        return
+    path = Path(folder) / "checkpoints.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as handle:
+        handle.write(orjson.dumps(CheckpointRecord.from_model(checkpoint).as_export()) + b"\n")
+
+
+def ingest_native(*, source: Source, body: bytes, content_type: str, content_encoding: str) -> AppendResult:
+    """The native ingest path: read, validate and append one batch, all or nothing.
+
+    Raises IngestRejected (nothing stored) for a body or an event that is not acceptable.
+    """
+    raw_events = decode_events(
+        body,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        max_bytes=settings.POSTURE_INGEST_MAX_BYTES,
+        max_events=settings.POSTURE_INGEST_MAX_EVENTS,
+    )
+    records, errors = validate_batch(raw_events, default_environment=source.environment)
+    if errors:
+        raise IngestRejected(
+            400,
+            "invalid_events",
+            f"{len(errors)} of {len(raw_events)} events are invalid; nothing was stored",
+            events=[error.as_dict() for error in errors[:100]],
+        )
+    result = ledger_append_batch(source=source, records=records)
+    repeated_in_batch = len(raw_events) - len(records)
+    if repeated_in_batch:
+        result = dataclasses.replace(result, duplicates=result.duplicates + repeated_in_batch)
+    return result
+
+
+def verification_run(*, source_name: str = "", run: VerificationRun | None = None) -> VerificationRun:
+    """Verify the ledger and record what was found (into `run` if one was already started)."""
+    if run is None:
+        run = VerificationRun.objects.create(
+            started_at=datetime.now(UTC), status=VerificationStatus.RUNNING, source_name=source_name
+        )
+    report = ledger_verify(source_name=run.source_name or None)
+    run.finished_at = datetime.now(UTC)
+    run.status = VerificationStatus.PASSED if report.ok else VerificationStatus.FAILED
+    run.result = report.as_dict()
+    run.save(update_fields=["finished_at", "status", "result"])
+    if not report.ok:
+        logger.error("ledger verification failed", extra={"result": run.result})
+    return run

@@ -1,0 +1,102 @@
+"""Bulk writes of ledger rows, per database backend.
+
+PostgreSQL gets binary COPY (the fastest path by far, see docs/benchmarks.md); SQLite gets one
+executemany. Both run inside the caller's transaction, on Django's connection.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from django.db import connection
+
+from audit.events import TYPED_FIELDS
+
+CHAIN_COLUMNS = ("source_id", "seq", "received_at", "prev_hash", "hash", "canonical")
+EVENT_COLUMNS = CHAIN_COLUMNS + TYPED_FIELDS
+
+_PG_TYPES = {
+    "source_id": "int8",
+    "seq": "int8",
+    "received_at": "timestamptz",
+    "prev_hash": "text",
+    "hash": "text",
+    "canonical": "bytea",
+    "event_id": "text",
+    "kind": "text",
+    "occurred_at": "timestamptz",
+    "source_seq": "int8",
+    "source_epoch": "text",
+    "policy": "text",
+    "rule": "text",
+    "policy_version": "text",
+    "outcome": "text",
+    "mode": "text",
+    "enforced": "bool",
+    "latency_ms": "float8",
+    "status": "text",
+    "environment": "text",
+    "service": "text",
+    "namespace": "text",
+    "resource": "text",
+    "subject": "text",
+    "action": "text",
+    "severity": "text",
+    "detected_at": "timestamptz",
+    "reason": "text",
+    "trace_id": "text",
+}
+_COLUMN_LIST = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+
+
+def events_insert(rows: Sequence[tuple]) -> None:
+    """Insert event rows whose values follow EVENT_COLUMNS."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _copy_rows(rows)
+    else:
+        _executemany_rows(rows)
+
+
+def _copy_rows(rows: Sequence[tuple]) -> None:
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor  # psycopg's own cursor, in Django's transaction
+        with raw_cursor.copy(f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([_PG_TYPES[name] for name in EVENT_COLUMNS])
+            for row in rows:
+                copy.write_row(row)
+
+
+def _executemany_rows(rows: Sequence[tuple]) -> None:
+    placeholders = ", ".join(["%s"] * len(EVENT_COLUMNS))
+    sql = f"INSERT INTO audit_event ({_COLUMN_LIST}) VALUES ({placeholders})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [_sqlite_row(row) for row in rows])
+
+
+def _sqlite_row(row: tuple) -> tuple:
+    # Django's SQLite backend stores datetimes as naive UTC text; match what the ORM writes.
+    return tuple(
+        str(value.astimezone(UTC).replace(tzinfo=None)) if isinstance(value, datetime) else value
+        for value in row
+    )
+
+
+def existing_event_ids(source_id: int, event_ids: list[str]) -> set[str]:
+    """Which of these event ids the source has already stored."""
+    if not event_ids:
+        return set()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT event_id FROM audit_event WHERE source_id = %s AND event_id = ANY(%s)",
+                [source_id, event_ids],
+            )
+        else:
+            placeholders = ", ".join(["%s"] * len(event_ids))
+            cursor.execute(
+                "SELECT event_id FROM audit_event "  # noqa: S608
+                f"WHERE source_id = %s AND event_id IN ({placeholders})",
+                [source_id, *event_ids],
+            )
+        return {row[0] for row in cursor.fetchall()}

@@ -1,0 +1,308 @@
+"""Ledger verification: re-hash every chain from its stored bytes, check that the typed columns
+still say what the hashed bytes say, and check the signed checkpoints.
+
+A hash chain alone cannot show that its newest rows were cut off, or that it was rewritten
+whole with fresh hashes; the signed checkpoints anchor it, so both are caught here.
+"""
+
+import hashlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from django.db import connection
+
+from audit.canonical import GENESIS_HASH
+from audit.events import TIMESTAMP_FIELDS, TYPED_FIELDS, parse_timestamp, typed_value
+from audit.models import ChainHead, Checkpoint, Source
+from audit.signing import signature_valid, trusted_public_keys
+
+PAGE_SIZE = 5000
+_ROW_COLUMNS = ("seq", "event_id", "prev_hash", "hash", "canonical", "received_at", *TYPED_FIELDS)
+_TYPED_OFFSET = 6
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first bad row of one chain."""
+
+    source: str
+    seq: int
+    event_id: str | None
+    problem: str
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "seq": self.seq, "event_id": self.event_id, "problem": self.problem}
+
+
+@dataclass
+class ChainWalk:
+    events_checked: int
+    last_seq: int
+    last_hash: str
+    broken: ChainBreak | None
+
+
+@dataclass
+class VerifyReport:
+    events_checked: int = 0
+    chains_checked: int = 0
+    checkpoints_checked: int = 0
+    seconds: float = 0.0
+    breaks: list[ChainBreak] = field(default_factory=list)
+    checkpoint_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks and not self.checkpoint_problems
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "events_checked": self.events_checked,
+            "chains_checked": self.chains_checked,
+            "checkpoints_checked": self.checkpoints_checked,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events_checked / self.seconds) if self.seconds else None,
+            "broken_chains": [b.as_dict() for b in self.breaks],
+            "checkpoint_problems": self.checkpoint_problems,
+        }
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    checkpoint: int
+    seq: int
+    hash: str
+
+
+def _rows(source_id: int, after_seq: int, until_seq: int | None) -> Iterator[tuple]:
+    """One chain's rows in seq order, a page at a time (keyset pagination on (source, seq))."""
+    columns = ", ".join(f'"{name}"' for name in _ROW_COLUMNS)
+    limit = " AND seq <= %s" if until_seq is not None else ""
+    sql = (
+        f"SELECT {columns} FROM audit_event WHERE source_id = %s AND seq > %s{limit} "  # noqa: S608
+        "ORDER BY seq LIMIT %s"
+    )
+    while True:
+        params = [source_id, after_seq] + ([until_seq] if until_seq is not None else [])
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, PAGE_SIZE])
+            page = cursor.fetchall()
+        yield from page
+        if len(page) < PAGE_SIZE:
+            return
+        after_seq = page[-1][0]
+
+
+def _as_utc(value: object) -> object:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _column_mismatch(row: tuple, record: dict, source_name: str) -> str | None:
+    """The first typed column that disagrees with the hashed record, if any."""
+    if record.get("v") != 1 or record.get("source") != source_name:
+        return "hashed record names another source or format"
+    if record.get("seq") != row[0]:
+        return f"hashed record says seq {record.get('seq')}"
+    if _as_utc(row[5]) != parse_timestamp(record.get("received_at")):
+        return "received_at column differs from the hashed record"
+    event = record.get("event")
+    if not isinstance(event, dict) or event.get("event_id") != row[1]:
+        return "event_id column differs from the hashed record"
+    for offset, name in enumerate(TYPED_FIELDS, start=_TYPED_OFFSET):
+        expected = typed_value(name, event.get(name))
+        actual = row[offset]
+        if actual != expected:
+            if name in TIMESTAMP_FIELDS and actual is not None and _as_utc(actual) == expected:
+                continue
+            return f"{name} column differs from the hashed record"
+    return None
+
+
+def chain_walk(
+    source: Source,
+    *,
+    after_seq: int = 0,
+    after_hash: str = GENESIS_HASH,
+    until_seq: int | None = None,
+    signed_heads: Iterable[SignedHead] = (),
+) -> ChainWalk:
+    """Re-hash one chain (or the part after a known link) and stop at its first bad row."""
+    anchors = {head.seq: head for head in signed_heads}
+    expected_seq, prev_hash, checked = after_seq + 1, after_hash, 0
+    for row in _rows(source.pk, after_seq, until_seq):
+        seq, event_id, stored_prev, stored_hash, canonical = row[:5]
+        canonical = bytes(canonical)
+
+        def broken(problem: str, seq=seq, event_id=event_id) -> ChainWalk:
+            return ChainWalk(checked, expected_seq - 1, prev_hash, ChainBreak(source.name, seq, event_id, problem))
+
+        if seq != expected_seq:
+            return broken(f"rows {expected_seq} to {seq - 1} are missing")
+        if stored_prev != prev_hash:
+            return broken("prev_hash does not link to the previous row")
+        if hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest() != stored_hash:
+            return broken("hash does not match the stored bytes")
+        try:
+            record = orjson.loads(canonical)
+        except orjson.JSONDecodeError:
+            return broken("stored bytes are not JSON")
+        mismatch = _column_mismatch(row, record, source.name)
+        if mismatch:
+            return broken(mismatch)
+        anchor = anchors.get(seq)
+        if anchor is not None and anchor.hash != stored_hash:
+            return broken(f"hash differs from the one signed in checkpoint {anchor.checkpoint}")
+        checked += 1
+        expected_seq, prev_hash = seq + 1, stored_hash
+    last_seq = expected_seq - 1
+    beyond = [head for head in anchors.values() if head.seq > last_seq]
+    if beyond:
+        newest = max(beyond, key=lambda head: head.seq)
+        problem = (
+            f"chain ends at seq {last_seq} but checkpoint {newest.checkpoint} signed seq "
+            f"{newest.seq}: the newest rows were removed"
+        )
+        return ChainWalk(checked, last_seq, prev_hash, ChainBreak(source.name, last_seq + 1, None, problem))
+    return ChainWalk(checked, last_seq, prev_hash, None)
+
+
+@dataclass
+class CheckpointRecord:
+    number: int
+    hash: str
+    prev_hash: str
+    signature: str
+    public_key: str
+    body: bytes
+
+    def as_export(self) -> dict:
+        return {
+            "number": self.number,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+            "signature": self.signature,
+            "public_key": self.public_key,
+            "body": self.body.decode(),
+        }
+
+    @classmethod
+    def from_model(cls, checkpoint: Checkpoint) -> "CheckpointRecord":
+        return cls(
+            number=checkpoint.number,
+            hash=checkpoint.hash,
+            prev_hash=checkpoint.prev_hash,
+            signature=checkpoint.signature,
+            public_key=checkpoint.public_key,
+            body=bytes(checkpoint.body),
+        )
+
+    @classmethod
+    def from_export(cls, line: dict) -> "CheckpointRecord":
+        return cls(
+            number=int(line["number"]),
+            hash=str(line["hash"]),
+            prev_hash=str(line["prev_hash"]),
+            signature=str(line["signature"]),
+            public_key=str(line["public_key"]),
+            body=str(line["body"]).encode(),
+        )
+
+
+def checkpoints_verify(
+    checkpoints: list[CheckpointRecord],
+) -> tuple[dict[str, list[SignedHead]], list[str]]:
+    """Check hashes, links, signatures and keys; give the signed heads of the valid ones."""
+    trusted = trusted_public_keys()
+    signed: dict[str, list[SignedHead]] = {}
+    problems: list[str] = []
+    prev_hash = GENESIS_HASH
+    for expected_number, checkpoint in enumerate(sorted(checkpoints, key=lambda c: c.number), 1):
+        label = f"checkpoint {checkpoint.number}"
+        if checkpoint.number != expected_number:
+            problems.append(f"{label}: expected number {expected_number}; checkpoints are missing")
+        if hashlib.sha256(checkpoint.body).hexdigest() != checkpoint.hash:
+            problems.append(f"{label}: hash does not match its body")
+            continue
+        if checkpoint.public_key not in trusted:
+            problems.append(f"{label}: signed by a key that is not trusted")
+            continue
+        if not signature_valid(
+            public_key=checkpoint.public_key, signature=checkpoint.signature, data=checkpoint.body
+        ):
+            problems.append(f"{label}: signature is not valid")
+            continue
+        body = orjson.loads(checkpoint.body)
+        if body.get("number") != checkpoint.number or body.get("prev") != checkpoint.prev_hash:
+            problems.append(f"{label}: columns differ from the signed body")
+            continue
+        if checkpoint.prev_hash != prev_hash:
+            problems.append(f"{label}: does not link to the checkpoint before it")
+        prev_hash = checkpoint.hash
+        for head in body["heads"]:
+            signed.setdefault(head["source"], []).append(
+                SignedHead(checkpoint.number, head["seq"], head["hash"])
+            )
+    return signed, problems
+
+
+def _compare_export(database: list[CheckpointRecord], exported: list[CheckpointRecord]) -> list[str]:
+    by_number = {checkpoint.number: checkpoint for checkpoint in database}
+    problems = []
+    for checkpoint in exported:
+        stored = by_number.get(checkpoint.number)
+        if stored is None:
+            problems.append(f"checkpoint {checkpoint.number} of the export is missing from the database")
+        elif stored.hash != checkpoint.hash:
+            problems.append(f"checkpoint {checkpoint.number} differs from the exported copy")
+    return problems
+
+
+def ledger_verify(
+    *, source_name: str | None = None, exported: list[CheckpointRecord] | None = None
+) -> VerifyReport:
+    """Verify every chain (or one source's), every checkpoint, and an exported copy if given."""
+    started = time.perf_counter()
+    report = VerifyReport()
+    database = [CheckpointRecord.from_model(c) for c in Checkpoint.objects.order_by("number")]
+    signed, report.checkpoint_problems = checkpoints_verify(database)
+    report.checkpoints_checked = len(database)
+    if exported:
+        exported_signed, exported_problems = checkpoints_verify(exported)
+        report.checkpoint_problems += [f"export: {p}" for p in exported_problems]
+        report.checkpoint_problems += _compare_export(database, exported)
+        for name, heads in exported_signed.items():
+            signed.setdefault(name, []).extend(heads)
+        report.checkpoints_checked += len(exported)
+
+    sources = Source.objects.all()
+    if source_name is not None:
+        sources = sources.filter(name=source_name)
+    else:
+        known = set(sources.values_list("name", flat=True))
+        for missing in sorted(signed.keys() - known):
+            report.checkpoint_problems.append(f"source {missing} was signed in a checkpoint but is gone")
+    heads = {head.source_id: head for head in ChainHead.objects.all()}
+    for source in sources:
+        walk = chain_walk(source, signed_heads=signed.get(source.name, ()))
+        report.chains_checked += 1
+        report.events_checked += walk.events_checked
+        head = heads.get(source.pk)
+        if walk.broken is None and head is not None and (head.seq, head.hash) != (walk.last_seq, walk.last_hash):
+            walk.broken = ChainBreak(
+                source.name,
+                walk.last_seq + 1,
+                None,
+                f"chain head says seq {head.seq} but the chain ends at seq {walk.last_seq}",
+            )
+        if walk.broken:
+            report.breaks.append(walk.broken)
+    report.seconds = time.perf_counter() - started
+    return report

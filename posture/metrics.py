@@ -1,0 +1,45 @@
+"""Prometheus metrics. Under several gunicorn workers set PROMETHEUS_MULTIPROC_DIR so that
+/metrics adds up every worker's counts (prometheus_client multiprocess mode)."""
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+INGEST_EVENTS = Counter(
+    "posture_ingest_events_total",
+    "Events received by ingest, by source and outcome (accepted, duplicate).",
+    ["source", "outcome"],
+)
+INGEST_REJECTED_BATCHES = Counter(
+    "posture_ingest_rejected_batches_total",
+    "Ingest requests refused as a whole, by reason.",
+    ["reason"],
+)
+INGEST_SECONDS = Histogram(
+    "posture_ingest_request_seconds",
+    "Time to validate and commit one ingest request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CHECKPOINTS_CREATED = Counter(
+    "posture_ledger_checkpoints_total", "Signed checkpoints created."
+)
+LEDGER_VERIFY_FAILURES = Gauge(
+    "posture_ledger_verify_broken_chains",
+    "Chains found broken by the latest verification (0 means intact).",
+    multiprocess_mode="mostrecent",
+)
+
+
+def metrics_text() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

@@ -1,0 +1,34 @@
+from rest_framework.permissions import BasePermission
+
+from audit.models import SourceToken
+from posture.roles import ROLES, user_has_role
+
+
+class IsPerson(BasePermission):
+    """A signed-in person with at least one role."""
+
+    message = "sign in, or send a personal API token, as a person with a Posture role"
+
+    def has_permission(self, request, view) -> bool:
+        return user_has_role(request.user, *ROLES)
+
+
+def has_role(*roles: str) -> type[BasePermission]:
+    """A permission class that admits people holding any of `roles`."""
+
+    class HasRole(BasePermission):
+        message = f"needs the role {' or '.join(roles)}"
+
+        def has_permission(self, request, view) -> bool:
+            return user_has_role(request.user, *roles)
+
+    return HasRole
+
+
+class IsSource(BasePermission):
+    """An enforcement point authenticated by its source token."""
+
+    message = "send the source's token as Authorization: Bearer pst_…"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, SourceToken)

@@ -1,0 +1,26 @@
+"""Writes of the posture domain: people and their API tokens."""
+
+import secrets
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from audit.services import token_digest
+from posture.models import PersonalToken
+
+PERSONAL_TOKEN_PREFIX = "ptk_"
+
+
+def personal_token_create(
+    *, user: AbstractBaseUser, label: str = "", expires_at: datetime | None = None
+) -> tuple[PersonalToken, str]:
+    """A new API token for a person; the plain token is returned once and never stored."""
+    plain = PERSONAL_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = PersonalToken.objects.create(
+        user=user,
+        label=label,
+        token_hash=token_digest(plain),
+        token_prefix=plain[:10],
+        expires_at=expires_at,
+    )
+    return token, plain
