@@ -16,6 +16,7 @@ from audit.canonical import canonical_json
 
 MAX_EVENT_ID = 128
 MAX_ATTRIBUTES_BYTES = 16 * 1024
+MAX_ATTRIBUTES_DEPTH = 32
 MAX_INT = 2**63 - 1
 
 SOURCE_KINDS = (
@@ -124,6 +125,21 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
 
 
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """Whether a JSON value nests deeper than `limit` containers (checked without recursion)."""
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
 
@@ -195,6 +211,8 @@ def validate_event(raw: object, index: int, *, default_environment: str) -> Even
         attributes = raw["attributes"]
         if not isinstance(attributes, dict):
             errors["attributes"] = "must be a JSON object"
+        elif _depth_exceeds(attributes, MAX_ATTRIBUTES_DEPTH):
+            errors["attributes"] = f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
         elif len(orjson.dumps(attributes)) > MAX_ATTRIBUTES_BYTES:
             errors["attributes"] = f"at most {MAX_ATTRIBUTES_BYTES} bytes as JSON"
     _validate_kind_fields(raw, kind, errors)

@@ -4,6 +4,7 @@ Local defaults are safe and need nothing: a SQLite file in var/ and Celery tasks
 With DEBUG off (production) the secret key and the checkpoint signing key are required.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -89,7 +90,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-posture.sqlite3")}
+    # One test database file per process, so parallel test runs never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-posture-{os.getpid()}.sqlite3")}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -48,6 +48,12 @@ def _ledger_flushable():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs seconds per persona and tests nothing here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _signing_key(settings, tmp_path_factory):
     """Every test signs with a throwaway key in its own folder, never the developer's."""
     from audit import signing

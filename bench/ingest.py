@@ -1,0 +1,647 @@
+"""End-to-end ingest benchmark: HTTP batches into a real gunicorn server on PostgreSQL.
+
+What it measures, in one run on one machine (client, server and PostgreSQL share it):
+
+1. Ingest with 8 sources sending at once: gzip-compressed JSON arrays of 500 native events
+   (~600 bytes each, unique event ids) POSTed to /api/v1/events by several client processes,
+   each on its own http.client connection. Events per second, and request latency p50/p95/p99.
+2. Ingest into a single source (every client appends to the same chain, so the chain-head
+   lock serialises the database part).
+3. A raw PostgreSQL COPY of the same rows, read back from audit_event with every stored column
+   value (canonical bytes, hashes, typed columns), into a plain table with no index, trigger
+   or constraint: psycopg 3 binary COPY, 500 rows a transaction, one connection. Each ingest
+   figure is printed next to it with the ratio between them.
+4. `manage.py verify_audit` over everything ingested, in events per second.
+
+The figures are compared with the bars of the ingest issue and written to
+bench/results/ingest-<timestamp>.json. Failing a bar is reported, not an error: the exit
+status is 0 unless something actually broke (a request not answered 201, a server that does
+not start, a ledger that does not verify).
+
+The script drops and recreates its own scratch database (default `posture_bench`; the name
+must contain "bench"), migrates it, creates 8 native sources with tokens, and starts
+`gunicorn posture.wsgi` (sync workers, DEBUG=false, throwaway secret and signing keys); the
+server is stopped at the end whatever happens.
+
+Run from the repository root:
+
+    .venv/bin/python bench/ingest.py                      # the defaults (make bench)
+    .venv/bin/python bench/ingest.py --workers 3 --clients 6 --events 240000
+"""
+
+import argparse
+import gzip
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+MANAGE = REPO / "manage.py"
+BIN = Path(sys.executable).parent
+
+BATCH = 500
+SOURCES = 8
+COPY_TABLE = "bench_raw_copy"
+
+# The bars of the issue.
+BAR_MULTI_EPS = 40_000
+BAR_SINGLE_EPS = 30_000
+BAR_COPY_RATIO = 0.40
+BAR_P95_MS = 100.0
+BAR_VERIFY_EPS = 50_000
+
+
+class BenchError(Exception):
+    """Something broke: the figures of this run mean nothing."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Request bodies, all built before anything is timed.
+
+
+@dataclass
+class Request:
+    source: int  # index into the tokens
+    body: bytes  # gzip-compressed JSON array
+    events: int
+
+
+_SERVICES = ("payments", "checkout", "ledger", "search", "identity", "billing", "catalog", "notify")
+_RULES = (
+    ("kubernetes.admission", "require-labels"),
+    ("kubernetes.admission", "disallow-privileged"),
+    ("kubernetes.admission", "require-resource-limits"),
+    ("kubernetes.images", "trusted-registries"),
+    ("gateway.authz", "require-mtls"),
+    ("ci.supply_chain", "signed-commits"),
+)
+_ACTIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+_SUBJECTS = (
+    "system:serviceaccount:ci:deployer",
+    "system:serviceaccount:argocd:argocd-application-controller",
+    "user:alice@example.com",
+    "user:bob@example.com",
+)
+
+
+def make_event(rng: random.Random, event_id: str, n: int, base: datetime) -> dict:
+    """A realistic native event of about 600 bytes: mostly decisions, some violations."""
+    service = rng.choice(_SERVICES)
+    policy, rule = rng.choice(_RULES)
+    occurred = base + timedelta(milliseconds=n * 7 + rng.randrange(7))
+    event = {
+        "event_id": event_id,
+        "kind": "decision",
+        "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "source_seq": n,
+        "source_epoch": "boot-20261101",
+        "policy": policy,
+        "rule": rule,
+        "policy_version": f"v1.{rng.randrange(40)}.{rng.randrange(10)}",
+        "mode": "enforce",
+        "service": service,
+        "namespace": f"{service}-prod",
+        "resource": f"apps/v1/deployments/{service}-prod/{service}-{rng.getrandbits(32):08x}",
+        "subject": rng.choice(_SUBJECTS),
+        "action": rng.choice(_ACTIONS),
+        "trace_id": f"{rng.getrandbits(128):032x}",
+        "attributes": {
+            "cluster": f"eu-west-1-{rng.choice('abc')}",
+            "request_uid": str(uuid.UUID(int=rng.getrandbits(128))),
+            "labels": {"team": service, "tier": rng.choice(("web", "worker", "batch"))},
+        },
+    }
+    if n % 10 == 0:
+        event["kind"] = "violation"
+        event["severity"] = rng.choice(("critical", "high", "medium", "low"))
+        event["status"] = "open"
+        event["detected_at"] = event["occurred_at"]
+        event["reason"] = f"{rule}: {service} does not satisfy the policy"
+    else:
+        outcome = "deny" if n % 4 == 0 else "allow"
+        event["outcome"] = outcome
+        event["enforced"] = outcome == "deny"
+        event["latency_ms"] = round(rng.uniform(0.2, 9.0), 3)
+        if outcome == "deny":
+            event["reason"] = f"{rule}: missing required labels on {service}"
+    return event
+
+
+def build_requests(tag: str, events: int, sources: list[int], seed: int) -> list[Request]:
+    """Batches of BATCH events; request i goes to sources[i % len(sources)]."""
+    rng = random.Random(seed)
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    requests = []
+    for index in range(math.ceil(events / BATCH)):
+        size = min(BATCH, events - index * BATCH)
+        batch = [
+            make_event(rng, f"{tag}-{index:05d}-{k:03d}-{rng.getrandbits(40):010x}", n, base)
+            for n, k in enumerate(range(size), start=index * BATCH)
+        ]
+        body = gzip.compress(orjson.dumps(batch), compresslevel=6)
+        requests.append(Request(sources[index % len(sources)], body, size))
+    return requests
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP client: processes forked after the bodies are built, pulling requests off a counter.
+
+_REQUESTS: list[Request] = []
+_TOKENS: list[str] = []
+
+
+def _client(port: int, counter, barrier, results) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    done = []
+    barrier.wait()
+    while True:
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        if index >= len(_REQUESTS):
+            break
+        request = _REQUESTS[index]
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "Authorization": f"Bearer {_TOKENS[request.source]}",
+        }
+        started = time.perf_counter()
+        try:
+            connection.request("POST", "/api/v1/events", body=request.body, headers=headers)
+            response = connection.getresponse()
+            reply = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            done.append((index, started, time.perf_counter(), 0, 0, repr(error)))
+            continue
+        finished = time.perf_counter()
+        accepted, problem = 0, ""
+        if response.status == 201:
+            accepted = orjson.loads(reply)["accepted"]
+        else:
+            problem = reply[:300].decode(errors="replace")
+        done.append((index, started, finished, response.status, accepted, problem))
+    connection.close()
+    results.put(done)
+
+
+@dataclass
+class IngestFigures:
+    name: str
+    requests: int
+    events: int
+    accepted: int
+    seconds: float
+    events_per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def run_clients(
+    name: str, requests: list[Request], tokens: list[str], port: int, clients: int
+) -> IngestFigures:
+    """Send every request once with `clients` processes at once; every reply must be 201."""
+    global _REQUESTS, _TOKENS
+    _REQUESTS, _TOKENS = requests, tokens
+    context = multiprocessing.get_context("fork")
+    counter = context.Value("l", 0)
+    barrier = context.Barrier(clients)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_client, args=(port, counter, barrier, results), daemon=True)
+        for _ in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    rows = []
+    deadline = time.monotonic() + 60 + len(requests)  # generous: a second a request
+    try:
+        for _ in processes:
+            rows += results.get(timeout=max(1.0, deadline - time.monotonic()))
+    except Exception as error:
+        raise BenchError(f"{name}: clients did not finish in time ({error!r})") from None
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+    failed = [row for row in rows if row[3] != 201]
+    if failed:
+        index, _, _, status, _, problem = failed[0]
+        problem = f"request {index} answered {status}: {problem}"
+        raise BenchError(f"{name}: {len(failed)} requests failed; {problem}")
+    if len(rows) != len(requests):
+        raise BenchError(f"{name}: {len(rows)} replies for {len(requests)} requests")
+    events = sum(request.events for request in requests)
+    accepted = sum(row[4] for row in rows)
+    if accepted != events:
+        raise BenchError(f"{name}: {accepted} events accepted of {events} sent")
+    seconds = max(row[2] for row in rows) - min(row[1] for row in rows)
+    latencies = [(row[2] - row[1]) * 1000 for row in rows]
+    return IngestFigures(
+        name=name,
+        requests=len(rows),
+        events=events,
+        accepted=accepted,
+        seconds=round(seconds, 3),
+        events_per_second=round(accepted / seconds),
+        p50_ms=round(percentile(latencies, 0.50), 1),
+        p95_ms=round(percentile(latencies, 0.95), 1),
+        p99_ms=round(percentile(latencies, 0.99), 1),
+        max_ms=round(max(latencies), 1),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Database, Django commands and the server.
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def recreate_database(url: str) -> None:
+    name = database_name(url)
+    if "bench" not in name:
+        raise BenchError(f"refusing to drop database {name!r}: its name must contain 'bench'")
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        database = sql.Identifier(name)
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(database))
+
+
+def manage(env: dict, *args: str, timeout: float = 300) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        output = completed.stdout + completed.stderr
+        raise BenchError(f"manage.py {' '.join(args)} failed:\n{output}")
+    return completed.stdout
+
+
+_CREATE_SOURCES = """
+import json
+from audit.services import source_create, source_token_create
+tokens = []
+for n in range({count}):
+    source = source_create(name=f"bench-{{n + 1}}", kind="native", environment="prod")
+    tokens.append(source_token_create(source=source, label="bench")[1])
+print(json.dumps(tokens))
+"""
+
+
+def create_sources(env: dict, count: int) -> list[str]:
+    """Native sources bench-1..bench-N and one token each (one Django start, not N)."""
+    out = manage(env, "shell", "--no-imports", "-c", _CREATE_SOURCES.format(count=count))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(env: dict, workers: int, port: int, log_path: Path):
+    """A running `gunicorn posture.wsgi`, stopped (its whole process group) on the way out."""
+    command = [
+        str(BIN / "gunicorn"),
+        "posture.wsgi",
+        "-w", str(workers),
+        "-b", f"127.0.0.1:{port}",
+        "--worker-class", "sync",
+        "--timeout", "120",
+        "--graceful-timeout", "5",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_healthy(port, server, log_path)
+        yield server
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=5)
+
+
+def wait_healthy(port: int, server: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BenchError(f"gunicorn exited with {server.returncode}:\n{tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
+                if reply.status == 200 and orjson.loads(reply.read()).get("status") == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"gunicorn did not answer /healthz within {timeout:.0f} s:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The raw COPY baseline.
+
+
+@dataclass
+class CopyFigures:
+    rows: int
+    seconds: float
+    rows_per_second: float
+
+
+def raw_copy(url: str, tag: str) -> CopyFigures:
+    """COPY the stored rows of one scenario into a plain table, BATCH rows a transaction."""
+    table = sql.Identifier(COPY_TABLE)
+    with psycopg.connect(url, autocommit=True) as connection:
+        columns = connection.execute(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = 'audit_event'::regclass "
+            "AND attnum > 0 AND NOT attisdropped AND attname <> 'id' ORDER BY attnum"
+        ).fetchall()
+        names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+        select = sql.SQL("SELECT {} FROM audit_event WHERE event_id LIKE %s ORDER BY id")
+        rows = connection.execute(select.format(names), [f"{tag}-%"]).fetchall()
+
+        # The same columns and types as audit_event; no id, index, trigger, default or NOT NULL.
+        connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        connection.execute(sql.SQL("CREATE TABLE {} (LIKE audit_event)").format(table))
+        connection.execute(sql.SQL("ALTER TABLE {} DROP COLUMN id").format(table))
+        for name, _ in columns:
+            not_null = sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL")
+            connection.execute(not_null.format(table, sql.Identifier(name)))
+
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, names)
+        types = [type_oid for _, type_oid in columns]
+        connection.autocommit = False
+        started = time.perf_counter()
+        for start in range(0, len(rows), BATCH):
+            with connection.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.set_types(types)
+                for row in rows[start : start + BATCH]:
+                    copy.write_row(row)
+            connection.commit()
+        seconds = time.perf_counter() - started
+        connection.autocommit = True
+
+        copied = connection.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+        if copied[0] != len(rows):
+            raise BenchError(f"the raw COPY table holds {copied[0]} rows of {len(rows)}")
+        connection.execute(sql.SQL("DROP TABLE {}").format(table))
+    return CopyFigures(len(rows), round(seconds, 3), round(len(rows) / seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+
+
+@dataclass
+class Results:
+    started_at: str
+    settings: dict
+    machine: dict
+    scenarios: list = field(default_factory=list)
+    verify: dict = field(default_factory=dict)
+    bars: list = field(default_factory=list)
+
+
+def server_env(url: str, keys_dir: Path) -> dict:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DEBUG", "POSTURE_SIGNING_KEY", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        DATABASE_URL=url,
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        POSTURE_SIGNING_KEY_FILE=str(keys_dir / "signing-key.pem"),
+        POSTURE_VAR_DIR=str(keys_dir / "var"),
+        ALLOWED_HOSTS="127.0.0.1",
+        SECURE_SSL_REDIRECT="false",
+        PROMETHEUS_MULTIPROC_DIR=str(keys_dir / "prometheus"),
+        LOG_LEVEL="WARNING",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def run(args: argparse.Namespace) -> Results:
+    results = Results(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        settings={
+            "events_per_scenario": args.events,
+            "batch": BATCH,
+            "sources": SOURCES,
+            "gunicorn_workers": args.workers,
+            "client_processes": args.clients,
+            "database": database_name(args.database_url),
+        },
+        machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    )
+    step("building request bodies")
+    multi = build_requests("m", args.events, list(range(SOURCES)), seed=1)
+    single = build_requests("s", args.events, [0], seed=2)
+    warmup_events = BATCH * max(2 * args.clients, SOURCES)
+    warmup = build_requests("w", warmup_events, list(range(SOURCES)), seed=3)
+    body_bytes = sum(len(r.body) for r in multi) / len(multi)
+    event_bytes = len(orjson.dumps(orjson.loads(gzip.decompress(multi[0].body))[1]))
+    results.settings.update(gzip_body_bytes=round(body_bytes), event_json_bytes=event_bytes)
+    count = len(multi) + len(single)
+    print(f"  {count} bodies of ~{body_bytes / 1024:.0f} KiB gzip, ~{event_bytes} B an event")
+
+    with tempfile.TemporaryDirectory(prefix="posture-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        (tmp_dir / "prometheus").mkdir()
+        env = server_env(args.database_url, tmp_dir)
+        step(f"recreating database {database_name(args.database_url)}")
+        recreate_database(args.database_url)
+        # DEBUG=false refuses to start without the key, so this one command runs with DEBUG on.
+        manage({**env, "DEBUG": "true"}, "generate_signing_key", env["POSTURE_SIGNING_KEY_FILE"])
+        manage(env, "migrate", "--no-input")
+        tokens = create_sources(env, SOURCES)
+        port = free_port()
+        step(f"starting gunicorn: {args.workers} sync workers on 127.0.0.1:{port}")
+        with gunicorn(env, args.workers, port, tmp_dir / "gunicorn.log") as server:
+            run_clients("warm-up", warmup, tokens, port, args.clients)
+            for tag, name, requests in (("m", "8 sources", multi), ("s", "1 source", single)):
+                step(f"ingest, {name}: {len(requests)} requests, {args.clients} client processes")
+                figures = run_clients(name, requests, tokens, port, args.clients)
+                print(f"  {figures.events_per_second:,.0f} events/s, p95 {figures.p95_ms} ms")
+                step(f"raw COPY of the same {figures.accepted} rows")
+                copy = raw_copy(args.database_url, tag)
+                print(f"  {copy.rows_per_second:,.0f} rows/s")
+                results.scenarios.append(
+                    {
+                        **asdict(figures),
+                        "raw_copy": asdict(copy),
+                        "ratio_to_copy": round(figures.events_per_second / copy.rows_per_second, 3),
+                    }
+                )
+            if server.poll() is not None:
+                raise BenchError(f"gunicorn died during the run:\n{tail(tmp_dir / 'gunicorn.log')}")
+        step("manage.py verify_audit")
+        report = json.loads(manage(env, "verify_audit", "--json", timeout=600))
+        if not report["ok"]:
+            raise BenchError(f"the ledger does not verify: {report}")
+        expected = sum(r.events for r in multi + single + warmup)
+        if report["events_checked"] != expected:
+            checked = report["events_checked"]
+            raise BenchError(f"verify checked {checked} events; {expected} were sent")
+        results.verify = {
+            "events": report["events_checked"],
+            "seconds": report["seconds"],
+            "events_per_second": report["events_per_second"],
+        }
+    results.bars = bars(results)
+    return results
+
+
+def bars(results: Results) -> list[dict]:
+    multi, single = results.scenarios
+    checks = [
+        ("8 sources at once, events/s", multi["events_per_second"], ">=", BAR_MULTI_EPS),
+        ("1 source, events/s", single["events_per_second"], ">=", BAR_SINGLE_EPS),
+        ("8 sources / raw COPY", multi["ratio_to_copy"], ">=", BAR_COPY_RATIO),
+        ("1 source / raw COPY", single["ratio_to_copy"], ">=", BAR_COPY_RATIO),
+        ("8 sources, p95 ms a request", multi["p95_ms"], "<", BAR_P95_MS),
+        ("1 source, p95 ms a request", single["p95_ms"], "<", BAR_P95_MS),
+        ("verify_audit, events/s", results.verify["events_per_second"], ">=", BAR_VERIFY_EPS),
+    ]
+    return [
+        {
+            "bar": label,
+            "value": value,
+            "target": f"{op} {target}",
+            "pass": value >= target if op == ">=" else value < target,
+        }
+        for label, value, op, target in checks
+    ]
+
+
+def step(message: str) -> None:
+    print(f"-- {message}", flush=True)
+
+
+def print_report(results: Results) -> None:
+    s = results.settings
+    print(
+        f"\nIngest: {s['gunicorn_workers']} gunicorn sync workers, {s['client_processes']} client "
+        f"processes, {s['events_per_scenario']:,} events a scenario in batches of {s['batch']} "
+        f"(~{s['event_json_bytes']} B an event), {results.machine['cpus']} CPUs\n"
+    )
+    header = f"{'scenario':<11}{'events/s':>10}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
+    header += f"{'raw COPY rows/s':>17}{'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for sc in results.scenarios:
+        print(
+            f"{sc['name']:<11}{sc['events_per_second']:>10,}{sc['p50_ms']:>8.1f}{sc['p95_ms']:>8.1f}"
+            f"{sc['p99_ms']:>8.1f}{sc['raw_copy']['rows_per_second']:>17,}{sc['ratio_to_copy']:>7.0%}"
+        )
+    verify = results.verify
+    print(
+        f"verify_audit: {verify['events']:,} events in {verify['seconds']} s, "
+        f"{verify['events_per_second']:,} events/s\n"
+    )
+    for bar in results.bars:
+        op, target = bar["target"].split()
+        if "COPY" in bar["bar"]:
+            value, target = f"{bar['value']:.0%}", f"{float(target):.0%}"
+        else:
+            value, target = f"{bar['value']:,}", f"{float(target):,.0f}"
+        verdict = "PASS" if bar["pass"] else "FAIL"
+        print(f"{verdict}  {bar['bar']:<30}{value:>10}   (bar {op} {target})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/posture_bench",
+        help="scratch database, dropped and recreated (its name must contain 'bench')",
+    )
+    parser.add_argument("--events", type=int, default=240_000, help="events per scenario")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--clients", type=int, default=4, help="client processes sending at once")
+    parser.add_argument("--time-limit", type=int, default=900, help="abort after this many seconds")
+    args = parser.parse_args()
+    if args.events < BATCH * SOURCES or args.workers < 1 or args.clients < 1:
+        parser.error(f"need --events >= {BATCH * SOURCES}, --workers >= 1 and --clients >= 1")
+
+    def out_of_time(signum, frame):
+        raise BenchError(f"time limit of {args.time_limit} s reached")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+    signal.alarm(args.time_limit)
+    try:
+        results = run(args)
+    except (BenchError, subprocess.TimeoutExpired, psycopg.Error) as error:
+        print(f"\nbenchmark broke: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.alarm(0)
+    print_report(results)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_bytes(orjson.dumps(asdict(results), option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"\nwritten to {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
