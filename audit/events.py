@@ -176,6 +176,10 @@ def validate_event(raw: object, index: int, *, default_environment: str) -> Even
         allowed = ALLOWED_FIELDS[kind]
     for key in raw.keys() - allowed:
         errors[str(key)[:64]] = "unknown field; put extra data under attributes"
+    if None in raw.values():
+        for key, value in raw.items():
+            if value is None:
+                errors[str(key)[:64]] = "null is not a value here; leave the field out"
     if parse_timestamp(raw.get("occurred_at")) is None:
         errors["occurred_at"] = "required, an RFC 3339 time with an offset"
 

@@ -1,3 +1,9 @@
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import BasePermission
 
 from audit.models import SourceToken
@@ -32,3 +38,21 @@ class IsSource(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, SourceToken)
+
+
+def role_required(*roles: str) -> Callable:
+    """For pages: sign-in first, then one of `roles` (all roles when none are named)."""
+    wanted = roles or ROLES
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not user_has_role(request.user, *wanted):
+                raise PermissionDenied(f"this page needs the role {' or '.join(wanted)}")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

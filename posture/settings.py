@@ -79,7 +79,7 @@ TEMPLATES = [
 # concurrent writers queue instead of failing on a lock upgrade).
 DATABASES = {
     "default": dj_database_url.parse(
-        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'posture.sqlite3'}"),
+        envstr("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'posture.sqlite3'}",
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", "60"),
     )
 }
@@ -124,8 +124,9 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: its WWW-Authenticate header makes anonymous calls answer 401.
         "posture.authentication.PersonalTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["posture.permissions.IsPerson"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -141,7 +142,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Ingest enforcement events into the tamper-evident ledger and read them back.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_PERMISSIONS": ["posture.permissions.IsPerson"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,7 +1,6 @@
 import hmac
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from audit.selectors import ledger_summary
 from posture.authentication import bearer_token
 from posture.metrics import metrics_text
+from posture.permissions import role_required
 from posture.roles import Role, user_has_role, user_roles
 
 
@@ -46,7 +46,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
 
 
-@login_required
+@role_required()
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return render(

@@ -79,6 +79,8 @@ def make_person(username: str, *roles: str) -> User:
 def people(db) -> dict[str, User]:
     """One person per role, named after it, plus `nobody` with no role."""
     persons = {role: make_person(role, role) for role in ROLES}
+    persons["admin"].is_staff = True  # the Django admin is part of the admin role's job
+    persons["admin"].save(update_fields=["is_staff"])
     persons["nobody"] = make_person("nobody")
     return persons
 

@@ -55,8 +55,8 @@ class EventsView(generics.ListAPIView):
 
     authentication_classes = [
         SourceTokenAuthentication,
-        SessionAuthentication,
         PersonalTokenAuthentication,
+        SessionAuthentication,
     ]
     serializer_class = EventSerializer
     pagination_class = EventCursorPagination
@@ -131,8 +131,8 @@ class EventDetailView(generics.RetrieveAPIView):
 class EventSchemaView(APIView):
     authentication_classes = [
         SourceTokenAuthentication,
-        SessionAuthentication,
         PersonalTokenAuthentication,
+        SessionAuthentication,
     ]
 
     def get_permissions(self):

@@ -114,7 +114,11 @@ BAD_EVENTS = {
         {k: v for k, v in event(1).items() if k not in ("rule", "policy")},
         "rule",
     ),
-    "violation without severity": (event(1, kind="violation", outcome=None), "severity"),
+    "violation without severity": (
+        {k: v for k, v in event(1, kind="violation").items() if k != "outcome"},
+        "severity",
+    ),
+    "null instead of leaving a field out": (event(1, service=None), "service"),
     "remediation without status": (event(1, kind="remediation"), "status"),
     "status of another kind": (event(1, status="resolved"), "status"),
     "deployment without commit time": (event(1, kind="policy_deployment", policy_version="v2"), "committed_at"),

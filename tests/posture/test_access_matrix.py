@@ -1,0 +1,115 @@
+"""Who may call what: every URL pattern of the project has a row here (docs/roles.md).
+
+A new URL without a row fails test_every_url_pattern_has_a_row.
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from audit.models import Event, VerificationRun
+from tests.conftest import event, post_events
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["executive", "auditor", "engineer", "approver", "oncall", "admin"]
+PERSONAS = ["anonymous", "nobody", *ROLES, "source"]
+
+
+def everyone(status: int, **exceptions: int) -> dict[str, int]:
+    return {persona: exceptions.get(persona, status) for persona in PERSONAS}
+
+
+def people_only(status: int, allowed=ROLES, denied: int = 403) -> dict[str, int]:
+    """`status` for the named roles, `denied` for other people, 401 for anyone else.
+
+    A source token is no credential for people's endpoints, so a source is anonymous there.
+    """
+    return {
+        persona: status if persona in allowed else 401 if persona in ("anonymous", "source") else denied
+        for persona in PERSONAS
+    }
+
+
+def pages_for(allowed=ROLES) -> dict[str, int]:
+    return {
+        persona: 200 if persona in allowed else 302 if persona in ("anonymous", "source") else 403
+        for persona in PERSONAS
+    }
+
+
+# (url name, method, path, expected status per persona). Paths may use {event} for an event id.
+MATRIX = [
+    ("healthz", "get", "/healthz", everyone(200)),
+    ("home", "get", "/", pages_for()),
+    ("login", "get", "/accounts/login/", everyone(200)),
+    ("logout", "post", "/accounts/logout/", everyone(302)),
+    (
+        "metrics",
+        "get",
+        "/metrics",
+        {**people_only(200, allowed=["admin"]), "anonymous": 401, "source": 401},
+    ),
+    ("admin", "get", "/admin/", {**everyone(302), "admin": 200}),
+    ("api-schema", "get", "/api/schema/", people_only(200)),
+    ("api-docs", "get", "/api/docs/", people_only(200)),
+    ("api-events", "get", "/api/v1/events", {**people_only(200), "source": 403}),
+    ("api-events", "post", "/api/v1/events", {**people_only(403, allowed=[]), "source": 201}),
+    ("api-event", "get", "/api/v1/events/{event}", people_only(200)),
+    ("api-event-schema", "get", "/api/v1/schema/events.json", {**people_only(200), "source": 200, "nobody": 200}),
+    ("api-public-key", "get", "/api/v1/ledger/public-key", people_only(200)),
+    ("api-checkpoints", "get", "/api/v1/ledger/checkpoints", people_only(200)),
+    ("api-checkpoints", "post", "/api/v1/ledger/checkpoints", people_only(201, allowed=["auditor", "admin"])),
+    ("api-verify", "get", "/api/v1/ledger/verify", people_only(200)),
+    ("api-verify", "post", "/api/v1/ledger/verify", people_only(202, allowed=["auditor", "admin", "oncall"])),
+    ("api-verify-run", "get", "/api/v1/ledger/verify/{run}", people_only(200)),
+]
+
+
+def url_names(resolver: URLResolver, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                names.add("admin")  # the admin site checks is_staff for all its pages
+            else:
+                names |= url_names(pattern)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(pattern.name)
+        elif isinstance(pattern, URLPattern):
+            names.add(str(pattern.pattern))
+    return names
+
+
+def test_every_url_pattern_has_a_row():
+    assert url_names(get_resolver()) == {row[0] for row in MATRIX}
+
+
+@pytest.fixture
+def clients(people, source_token) -> dict[str, APIClient]:
+    clients = {"anonymous": APIClient()}
+    for name, user in people.items():
+        clients[name] = APIClient()
+        clients[name].force_login(user)
+    clients["source"] = APIClient()
+    clients["source"].credentials(HTTP_AUTHORIZATION=f"Bearer {source_token}")
+    return clients
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "path", "expected"),
+    MATRIX,
+    ids=[f"{method} {name}" for name, method, _, _ in MATRIX],
+)
+def test_access(clients, source_client, name, method, path, expected):
+    post_events(source_client, [event(1)])
+    run = VerificationRun.objects.create(started_at="2026-11-25T00:00:00Z", status="passed")
+    path = path.format(event=Event.objects.get().pk, run=run.pk)
+    seen = {}
+    for persona, client in clients.items():
+        if method == "post" and path == "/api/v1/events":
+            response = post_events(client, [event(1000 + PERSONAS.index(persona))])
+        else:
+            response = getattr(client, method)(path)
+        seen[persona] = response.status_code
+    assert seen == expected
