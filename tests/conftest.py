@@ -1,7 +1,6 @@
 """Shared test fixtures: personas, sources with tokens, and the ledger guards around flushes."""
 
 import gzip
-import os
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -14,8 +13,6 @@ from audit.guards import guards_create, guards_drop
 from audit.models import Event
 from audit.services import source_create, source_token_create
 from posture.roles import ROLES
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(autouse=True, scope="session")

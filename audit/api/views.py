@@ -233,6 +233,7 @@ class VerifyView(APIView):
         return Response(VerificationRunSerializer(run).data, status=202)
 
 
+@extend_schema(summary="One ledger verification run", operation_id="ledger_verify_run_retrieve")
 class VerificationRunView(generics.RetrieveAPIView):
     serializer_class = VerificationRunSerializer
     queryset = VerificationRun.objects.all()
