@@ -10,7 +10,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS
@@ -233,7 +238,9 @@ class VerifyView(APIView):
         return Response(VerificationRunSerializer(run).data, status=202)
 
 
-@extend_schema(summary="One ledger verification run", operation_id="ledger_verify_run_retrieve")
+@extend_schema_view(
+    get=extend_schema(summary="One ledger verification run", operation_id="ledger_verify_run_retrieve")
+)
 class VerificationRunView(generics.RetrieveAPIView):
     serializer_class = VerificationRunSerializer
     queryset = VerificationRun.objects.all()
