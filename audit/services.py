@@ -84,6 +84,19 @@ def source_create(
     return source
 
 
+INTERNAL_SOURCE_NAME = "posture"
+
+
+def internal_source_ensure() -> Source:
+    """Posture's own audit trail (exception transitions, triage, report digests) is a chain too."""
+    source = Source.objects.filter(name=INTERNAL_SOURCE_NAME).first()
+    if source is None:
+        source = source_create(
+            name=INTERNAL_SOURCE_NAME, kind=SourceKind.INTERNAL, owner="posture"
+        )
+    return source
+
+
 def source_token_create(
     *, source: Source, label: str = "", expires_at: datetime | None = None
 ) -> tuple[SourceToken, str]:

@@ -3,10 +3,11 @@
 import secrets
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group
 
 from audit.services import token_digest
 from posture.models import PersonalToken
+from posture.roles import ROLES
 
 PERSONAL_TOKEN_PREFIX = "ptk_"
 
@@ -24,3 +25,9 @@ def personal_token_create(
         expires_at=expires_at,
     )
     return token, plain
+
+
+def roles_ensure() -> None:
+    """Create the role groups that are missing (run after every migrate)."""
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import orjson
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
+from kombu.exceptions import OperationalError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -233,7 +233,16 @@ class VerifyView(APIView):
         run = VerificationRun.objects.create(
             started_at=datetime.now(UTC), status=VerificationStatus.RUNNING, source_name=source_name
         )
-        transaction.on_commit(lambda: ledger_verify_task.delay(run.pk))
+        try:
+            ledger_verify_task.delay(run.pk)
+        except OperationalError as error:
+            run.finished_at, run.status = datetime.now(UTC), VerificationStatus.FAILED
+            run.result = {"error": f"task queue unavailable: {error}"}
+            run.save(update_fields=["finished_at", "status", "result"])
+            return Response(
+                {"error": "queue_unavailable", "detail": "the task queue is unreachable; try again"},
+                status=503,
+            )
         run.refresh_from_db()
         return Response(VerificationRunSerializer(run).data, status=202)
 
