@@ -1,0 +1,73 @@
+"""The periodic ledger tasks through a real Celery worker on Redis (CI sets the broker URL)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from audit.models import Checkpoint, VerificationRun
+from audit.tasks import checkpoint_create_task, ledger_verify_task
+from posture.celery import app as celery_app
+from tests.conftest import event, post_events
+
+REDIS_URL = os.environ.get("POSTURE_TEST_REDIS_URL", "")
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not REDIS_URL, reason="set POSTURE_TEST_REDIS_URL to run against a worker"),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the worker shares PostgreSQL"),
+]
+
+
+@pytest.fixture
+def worker(settings, monkeypatch):
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setitem(celery_app.conf, "broker_url", REDIS_URL)
+    monkeypatch.setattr(celery_app, "_pool", None)
+    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
+    celery_app.control.purge()
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "CELERY_BROKER_URL": REDIS_URL,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "POSTURE_SIGNING_KEY_FILE": settings.POSTURE_SIGNING_KEY_FILE,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "posture", "worker", "--pool", "solo", "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env=env,
+    )
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def wait_for(condition, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_worker_signs_a_checkpoint_and_verifies_the_ledger(worker, source_client):
+    post_events(source_client, [event(n) for n in range(1, 21)])
+
+    checkpoint_create_task.delay()
+    assert wait_for(lambda: Checkpoint.objects.filter(number=1).exists())
+
+    run = VerificationRun.objects.create(started_at="2026-11-25T00:00:00Z", status="running")
+    ledger_verify_task.delay(run.pk)
+    assert wait_for(lambda: VerificationRun.objects.get(pk=run.pk).status != "running")
+    run.refresh_from_db()
+    assert run.status == "passed"
+    assert run.result["events_checked"] == 20
+    assert run.result["checkpoints_checked"] == 1
