@@ -66,4 +66,6 @@ def test_a_known_record_has_a_known_hash():
         b'{"event":{"event_id":"e-1","kind":"heartbeat","occurred_at":"2026-11-25T10:00:00Z"},'
         b'"received_at":"2026-11-25T10:00:01.000000Z","seq":1,"source":"opa-prod","v":1}'
     )
-    assert chain_hash("0" * 64, canonical) == hashlib.sha256(bytes(32) + canonical).hexdigest()
+    assert chain_hash("0" * 64, canonical) == (
+        "682262db465f90d00bc1b9af36e6218e54e5674a41acea78e119f54655a230f5"
+    )
