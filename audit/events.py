@@ -155,7 +155,9 @@ def typed_value(field: str, value: object) -> object:
     return value
 
 
-def validate_event(raw: object, index: int, *, default_environment: str) -> EventRecord | EventError:
+def validate_event(
+    raw: object, index: int, *, default_environment: str
+) -> EventRecord | EventError:
     """Check one native event; on success give its canonical bytes and typed columns.
 
     The source's environment fills in a missing `environment`, so the stored event says
@@ -223,10 +225,14 @@ def validate_event(raw: object, index: int, *, default_environment: str) -> Even
 
     if errors:
         return EventError(index, event_id, errors)
-    event = raw if raw.get("environment") or not default_environment else {
-        **raw,
-        "environment": default_environment,
-    }
+    event = (
+        raw
+        if raw.get("environment") or not default_environment
+        else {
+            **raw,
+            "environment": default_environment,
+        }
+    )
     columns = tuple(typed_value(field, event.get(field)) for field in TYPED_FIELDS)
     return EventRecord(event_id, canonical_json(event), columns)
 
@@ -255,7 +261,9 @@ def _validate_kind_fields(raw: dict, kind: object, errors: dict[str, str]) -> No
     if kind == "inventory":
         total, covered = raw.get("resources_total"), raw.get("resources_covered")
         if not (_is_int(total) and _is_int(covered)):
-            errors.setdefault("resources_total", "inventory needs resources_total and resources_covered")
+            errors.setdefault(
+                "resources_total", "inventory needs resources_total and resources_covered"
+            )
         elif covered > total:
             errors["resources_covered"] = "cannot exceed resources_total"
 

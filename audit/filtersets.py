@@ -13,4 +13,14 @@ class EventFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Event
-        fields = ["kind", "source", "policy", "rule", "outcome", "environment", "service", "since", "until"]
+        fields = [
+            "kind",
+            "source",
+            "policy",
+            "rule",
+            "outcome",
+            "environment",
+            "service",
+            "since",
+            "until",
+        ]

@@ -31,8 +31,9 @@ def create_sql(vendor: str) -> list[str]:
         return statements
     if vendor == "sqlite":
         return [
-            f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {operation} on {table} refused'); END"
+            f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} BEGIN "
+            f"SELECT RAISE(ABORT, 'the ledger is append-only: {operation} on {table} refused'); "
+            "END"
             for table in PROTECTED_TABLES
             for operation in ("UPDATE", "DELETE")
         ]

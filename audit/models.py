@@ -62,6 +62,9 @@ class ChainHead(models.Model):
     hash = models.CharField(max_length=64, default=ZERO_HASH)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"{self.source_id}@{self.seq}"
+
 
 class EventKind(models.TextChoices):
     DECISION = "decision"
@@ -167,3 +170,6 @@ class VerificationRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk} {self.status}"

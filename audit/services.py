@@ -35,7 +35,7 @@ from audit.verify import CheckpointRecord, chain_walk, ledger_verify
 
 logger = logging.getLogger(__name__)
 
-SOURCE_TOKEN_PREFIX = "pst_"
+SOURCE_TOKEN_PREFIX = "pst_"  # noqa: S105 (a public prefix, not a secret)
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,7 @@ def internal_source_ensure() -> Source:
     """Posture's own audit trail (exception transitions, triage, report digests) is a chain too."""
     source = Source.objects.filter(name=INTERNAL_SOURCE_NAME).first()
     if source is None:
-        source = source_create(
-            name=INTERNAL_SOURCE_NAME, kind=SourceKind.INTERNAL, owner="posture"
-        )
+        source = source_create(name=INTERNAL_SOURCE_NAME, kind=SourceKind.INTERNAL, owner="posture")
     return source
 
 
@@ -140,10 +138,15 @@ def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> Append
                 continue
             seq += 1
             canonical = record_bytes(
-                event_bytes=record.event_bytes, received_at=received_text, seq=seq, source=source.name
+                event_bytes=record.event_bytes,
+                received_at=received_text,
+                seq=seq,
+                source=source.name,
             )
             digest = chain_hash(prev_hash, canonical)
-            rows.append((source.pk, seq, received_at, prev_hash, digest, canonical, *record.columns))
+            rows.append(
+                (source.pk, seq, received_at, prev_hash, digest, canonical, *record.columns)
+            )
             prev_hash = digest
         if rows:
             storage.events_insert(rows)
@@ -217,7 +220,9 @@ def _check_extends(heads: list[ChainHead], previous: list[dict]) -> None:
             head.source, after_seq=signed["seq"], after_hash=signed["hash"], until_seq=head.seq
         )
         if walk.broken is not None:
-            raise CheckpointRefused(f"{walk.broken.source} seq {walk.broken.seq}: {walk.broken.problem}")
+            raise CheckpointRefused(
+                f"{walk.broken.source} seq {walk.broken.seq}: {walk.broken.problem}"
+            )
         if (walk.last_seq, walk.last_hash) != (head.seq, head.hash):
             raise CheckpointRefused(f"{head.source.name}: the chain does not end at its head")
     if previous_by_source:
@@ -235,7 +240,9 @@ def _export_checkpoint(checkpoint: Checkpoint) -> None:
         handle.write(orjson.dumps(CheckpointRecord.from_model(checkpoint).as_export()) + b"\n")
 
 
-def ingest_native(*, source: Source, body: bytes, content_type: str, content_encoding: str) -> AppendResult:
+def ingest_native(
+    *, source: Source, body: bytes, content_type: str, content_encoding: str
+) -> AppendResult:
     """The native ingest path: read, validate and append one batch, all or nothing.
 
     Raises IngestRejected (nothing stored) for a body or an event that is not acceptable.
@@ -262,7 +269,9 @@ def ingest_native(*, source: Source, body: bytes, content_type: str, content_enc
     return result
 
 
-def verification_run(*, source_name: str = "", run: VerificationRun | None = None) -> VerificationRun:
+def verification_run(
+    *, source_name: str = "", run: VerificationRun | None = None
+) -> VerificationRun:
     """Verify the ledger and record what was found (into `run` if one was already started)."""
     if run is None:
         run = VerificationRun.objects.create(

@@ -61,7 +61,9 @@ def events_insert(rows: Sequence[tuple]) -> None:
 def _copy_rows(rows: Sequence[tuple]) -> None:
     with connection.cursor() as cursor:
         raw_cursor = cursor.cursor  # psycopg's own cursor, in Django's transaction
-        with raw_cursor.copy(f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
+        with raw_cursor.copy(
+            f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
             copy.set_types([_PG_TYPES[name] for name in EVENT_COLUMNS])
             for row in rows:
                 copy.write_row(row)

@@ -34,7 +34,12 @@ class ChainBreak:
     problem: str
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "seq": self.seq, "event_id": self.event_id, "problem": self.problem}
+        return {
+            "source": self.source,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "problem": self.problem,
+        }
 
 
 @dataclass
@@ -65,7 +70,9 @@ class VerifyReport:
             "chains_checked": self.chains_checked,
             "checkpoints_checked": self.checkpoints_checked,
             "seconds": round(self.seconds, 3),
-            "events_per_second": round(self.events_checked / self.seconds) if self.seconds else None,
+            "events_per_second": round(self.events_checked / self.seconds)
+            if self.seconds
+            else None,
             "broken_chains": [b.as_dict() for b in self.breaks],
             "checkpoint_problems": self.checkpoint_problems,
         }
@@ -126,6 +133,31 @@ def _column_mismatch(row: tuple, record: dict, source_name: str) -> str | None:
     return None
 
 
+def _row_problem(
+    row: tuple, expected_seq: int, prev_hash: str, source_name: str, anchors: dict
+) -> str | None:
+    """What is wrong with one row, given the row before it; None when it is sound."""
+    seq, _, stored_prev, stored_hash, canonical = row[:5]
+    canonical = bytes(canonical)
+    if seq != expected_seq:
+        return f"rows {expected_seq} to {seq - 1} are missing"
+    if stored_prev != prev_hash:
+        return "prev_hash does not link to the previous row"
+    if hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest() != stored_hash:
+        return "hash does not match the stored bytes"
+    try:
+        record = orjson.loads(canonical)
+    except orjson.JSONDecodeError:
+        return "stored bytes are not JSON"
+    mismatch = _column_mismatch(row, record, source_name)
+    if mismatch:
+        return mismatch
+    anchor = anchors.get(seq)
+    if anchor is not None and anchor.hash != stored_hash:
+        return f"hash differs from the one signed in checkpoint {anchor.checkpoint}"
+    return None
+
+
 def chain_walk(
     source: Source,
     *,
@@ -138,30 +170,12 @@ def chain_walk(
     anchors = {head.seq: head for head in signed_heads}
     expected_seq, prev_hash, checked = after_seq + 1, after_hash, 0
     for row in _rows(source.pk, after_seq, until_seq):
-        seq, event_id, stored_prev, stored_hash, canonical = row[:5]
-        canonical = bytes(canonical)
-
-        def broken(problem: str, seq=seq, event_id=event_id) -> ChainWalk:
-            return ChainWalk(checked, expected_seq - 1, prev_hash, ChainBreak(source.name, seq, event_id, problem))
-
-        if seq != expected_seq:
-            return broken(f"rows {expected_seq} to {seq - 1} are missing")
-        if stored_prev != prev_hash:
-            return broken("prev_hash does not link to the previous row")
-        if hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest() != stored_hash:
-            return broken("hash does not match the stored bytes")
-        try:
-            record = orjson.loads(canonical)
-        except orjson.JSONDecodeError:
-            return broken("stored bytes are not JSON")
-        mismatch = _column_mismatch(row, record, source.name)
-        if mismatch:
-            return broken(mismatch)
-        anchor = anchors.get(seq)
-        if anchor is not None and anchor.hash != stored_hash:
-            return broken(f"hash differs from the one signed in checkpoint {anchor.checkpoint}")
+        problem = _row_problem(row, expected_seq, prev_hash, source.name, anchors)
+        if problem:
+            chain_break = ChainBreak(source.name, row[0], row[1], problem)
+            return ChainWalk(checked, expected_seq - 1, prev_hash, chain_break)
         checked += 1
-        expected_seq, prev_hash = seq + 1, stored_hash
+        expected_seq, prev_hash = row[0] + 1, row[3]
     last_seq = expected_seq - 1
     beyond = [head for head in anchors.values() if head.seq > last_seq]
     if beyond:
@@ -170,7 +184,9 @@ def chain_walk(
             f"chain ends at seq {last_seq} but checkpoint {newest.checkpoint} signed seq "
             f"{newest.seq}: the newest rows were removed"
         )
-        return ChainWalk(checked, last_seq, prev_hash, ChainBreak(source.name, last_seq + 1, None, problem))
+        return ChainWalk(
+            checked, last_seq, prev_hash, ChainBreak(source.name, last_seq + 1, None, problem)
+        )
     return ChainWalk(checked, last_seq, prev_hash, None)
 
 
@@ -253,13 +269,17 @@ def checkpoints_verify(
     return signed, problems
 
 
-def _compare_export(database: list[CheckpointRecord], exported: list[CheckpointRecord]) -> list[str]:
+def _compare_export(
+    database: list[CheckpointRecord], exported: list[CheckpointRecord]
+) -> list[str]:
     by_number = {checkpoint.number: checkpoint for checkpoint in database}
     problems = []
     for checkpoint in exported:
         stored = by_number.get(checkpoint.number)
         if stored is None:
-            problems.append(f"checkpoint {checkpoint.number} of the export is missing from the database")
+            problems.append(
+                f"checkpoint {checkpoint.number} of the export is missing from the database"
+            )
         elif stored.hash != checkpoint.hash:
             problems.append(f"checkpoint {checkpoint.number} differs from the exported copy")
     return problems
@@ -288,14 +308,20 @@ def ledger_verify(
     else:
         known = set(sources.values_list("name", flat=True))
         for missing in sorted(signed.keys() - known):
-            report.checkpoint_problems.append(f"source {missing} was signed in a checkpoint but is gone")
+            report.checkpoint_problems.append(
+                f"source {missing} was signed in a checkpoint but is gone"
+            )
     heads = {head.source_id: head for head in ChainHead.objects.all()}
     for source in sources:
         walk = chain_walk(source, signed_heads=signed.get(source.name, ()))
         report.chains_checked += 1
         report.events_checked += walk.events_checked
         head = heads.get(source.pk)
-        if walk.broken is None and head is not None and (head.seq, head.hash) != (walk.last_seq, walk.last_hash):
+        if (
+            walk.broken is None
+            and head is not None
+            and (head.seq, head.hash) != (walk.last_seq, walk.last_hash)
+        ):
             walk.broken = ChainBreak(
                 source.name,
                 walk.last_seq + 1,

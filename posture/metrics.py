@@ -27,9 +27,7 @@ INGEST_SECONDS = Histogram(
     "Time to validate and commit one ingest request.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-CHECKPOINTS_CREATED = Counter(
-    "posture_ledger_checkpoints_total", "Signed checkpoints created."
-)
+CHECKPOINTS_CREATED = Counter("posture_ledger_checkpoints_total", "Signed checkpoints created.")
 LEDGER_VERIFY_FAILURES = Gauge(
     "posture_ledger_verify_broken_chains",
     "Chains found broken by the latest verification (0 means intact).",

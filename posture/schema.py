@@ -11,7 +11,7 @@ class SourceTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A source's token (pst_…), from `manage.py create_source`. Writes events.",
+            "description": "A source token (pst_…) from `manage.py create_source`: writes events.",
         }
 
 

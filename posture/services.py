@@ -9,7 +9,7 @@ from audit.services import token_digest
 from posture.models import PersonalToken
 from posture.roles import ROLES
 
-PERSONAL_TOKEN_PREFIX = "ptk_"
+PERSONAL_TOKEN_PREFIX = "ptk_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def personal_token_create(

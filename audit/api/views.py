@@ -3,9 +3,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 from django.core.exceptions import RequestDataTooBig
-from kombu.exceptions import OperationalError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -16,7 +14,9 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
+from kombu.exceptions import OperationalError
 from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -40,7 +40,6 @@ from posture.authentication import PersonalTokenAuthentication, SourceTokenAuthe
 from posture.metrics import INGEST_EVENTS, INGEST_REJECTED_BATCHES, INGEST_SECONDS
 from posture.permissions import IsPerson, IsSource, has_role
 from posture.roles import Role
-from rest_framework.authentication import SessionAuthentication
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class EventsView(generics.ListAPIView):
     @extend_schema(
         summary="Append a batch of events to the source's chain",
         description=(
-            "Body: a JSON array of events, or {\"events\": [...]}, optionally gzip-compressed "
+            'Body: a JSON array of events, or {"events": [...]}, optionally gzip-compressed '
             "(Content-Encoding: gzip). Up to 1,000 events and 5 MiB decompressed. The batch is "
             "stored whole or not at all; already-stored event ids count as duplicates. "
             "Event schema: /api/v1/schema/events.json."
@@ -151,7 +150,10 @@ class EventSchemaView(APIView):
         return HttpResponse(EVENT_SCHEMA_PATH.read_bytes(), content_type="application/schema+json")
 
 
-@extend_schema(summary="The public keys that verify checkpoint signatures", responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    summary="The public keys that verify checkpoint signatures",
+    responses={200: OpenApiTypes.OBJECT},
+)
 class PublicKeyView(APIView):
     def get(self, request):
         return Response(
@@ -184,7 +186,11 @@ class CheckpointsView(generics.ListAPIView):
     @extend_schema(
         summary="Create a checkpoint now",
         request=None,
-        responses={201: CheckpointSerializer, 200: CheckpointSerializer, 409: IngestErrorSerializer},
+        responses={
+            201: CheckpointSerializer,
+            200: CheckpointSerializer,
+            409: IngestErrorSerializer,
+        },
     )
     def post(self, request):
         try:
@@ -240,7 +246,10 @@ class VerifyView(APIView):
             run.result = {"error": f"task queue unavailable: {error}"}
             run.save(update_fields=["finished_at", "status", "result"])
             return Response(
-                {"error": "queue_unavailable", "detail": "the task queue is unreachable; try again"},
+                {
+                    "error": "queue_unavailable",
+                    "detail": "the task queue is unreachable; try again",
+                },
                 status=503,
             )
         run.refresh_from_db()
@@ -248,7 +257,9 @@ class VerifyView(APIView):
 
 
 @extend_schema_view(
-    get=extend_schema(summary="One ledger verification run", operation_id="ledger_verify_run_retrieve")
+    get=extend_schema(
+        summary="One ledger verification run", operation_id="ledger_verify_run_retrieve"
+    )
 )
 class VerificationRunView(generics.RetrieveAPIView):
     serializer_class = VerificationRunSerializer

@@ -40,7 +40,18 @@ def worker(settings, monkeypatch):
         "POSTURE_SIGNING_KEY_FILE": settings.POSTURE_SIGNING_KEY_FILE,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "posture", "worker", "--pool", "solo", "--loglevel", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "posture",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        ],
         cwd=ROOT,
         env=env,
     )

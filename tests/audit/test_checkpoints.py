@@ -26,7 +26,9 @@ def test_a_checkpoint_signs_the_heads_of_all_chains(source_client, source):
     assert body["heads"] == [{"source": "opa-prod", "seq": 3, "hash": head.hash}]
     assert checkpoint.hash == hashlib.sha256(bytes(checkpoint.body)).hexdigest()
     assert signing.signature_valid(
-        public_key=checkpoint.public_key, signature=checkpoint.signature, data=bytes(checkpoint.body)
+        public_key=checkpoint.public_key,
+        signature=checkpoint.signature,
+        data=bytes(checkpoint.body),
     )
 
 

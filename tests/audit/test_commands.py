@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 def test_create_source_prints_a_working_token_alone_on_its_last_line():
     out = io.StringIO()
-    call_command("create_source", "gateway-prod", "--kind", "gateway", "--environment", "prod", stdout=out)
+    call_command(
+        "create_source", "gateway-prod", "--kind", "gateway", "--environment", "prod", stdout=out
+    )
 
     token = out.getvalue().strip().splitlines()[-1]
     client = APIClient()

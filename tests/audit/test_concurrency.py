@@ -33,7 +33,9 @@ def test_threads_ingesting_into_one_source_build_one_chain(source, source_token)
                 first = (thread * BATCHES_PER_THREAD + batch) * BATCH
                 # Every batch also repeats one event of the previous thread's batch, so that
                 # duplicates race with new events.
-                events = [event(n) for n in range(first, first + BATCH)] + [event(max(first - 1, 0))]
+                events = [event(n) for n in range(first, first + BATCH)] + [
+                    event(max(first - 1, 0))
+                ]
                 response = client.post(
                     "/api/v1/events", data=orjson.dumps(events), content_type="application/json"
                 )

@@ -40,7 +40,12 @@ BODIES = {
     "object without events": (b'{"items": []}', {}, 400, "bad_shape"),
     "events not a list": (b'{"events": {}}', {}, 400, "bad_shape"),
     "object with extra keys": (orjson.dumps({"events": ONE_GOOD, "x": 1}), {}, 400, "bad_shape"),
-    "wrong content type": (orjson.dumps(ONE_GOOD), {"content_type": "text/plain"}, 415, "unsupported_media_type"),
+    "wrong content type": (
+        orjson.dumps(ONE_GOOD),
+        {"content_type": "text/plain"},
+        415,
+        "unsupported_media_type",
+    ),
     "form content type": (
         b"a=1",
         {"content_type": "application/x-www-form-urlencoded"},
@@ -53,13 +58,28 @@ BODIES = {
         415,
         "unsupported_encoding",
     ),
-    "gzip header but plain body": (orjson.dumps(ONE_GOOD), {"HTTP_CONTENT_ENCODING": "gzip"}, 400, "bad_gzip"),
-    "truncated gzip": (gzip.compress(orjson.dumps(ONE_GOOD))[:-10], {"HTTP_CONTENT_ENCODING": "gzip"}, 400, "bad_gzip"),
+    "gzip header but plain body": (
+        orjson.dumps(ONE_GOOD),
+        {"HTTP_CONTENT_ENCODING": "gzip"},
+        400,
+        "bad_gzip",
+    ),
+    "truncated gzip": (
+        gzip.compress(orjson.dumps(ONE_GOOD))[:-10],
+        {"HTTP_CONTENT_ENCODING": "gzip"},
+        400,
+        "bad_gzip",
+    ),
     "gzip bomb": (gzip_bomb(), {"HTTP_CONTENT_ENCODING": "gzip"}, 413, "too_large"),
     "oversized body": (b"[" + b" " * (6 * 1024 * 1024) + b"]", {}, 413, "too_large"),
     "too many events": (orjson.dumps([event(n) for n in range(1001)]), {}, 413, "too_many_events"),
     "nesting beyond the JSON parser's limit": (
-        orjson.dumps([event(1)])[:-2] + b',"attributes":' + b'{"a":' * 5000 + b"{}" + b"}" * 5000 + b"}]",
+        orjson.dumps([event(1)])[:-2]
+        + b',"attributes":'
+        + b'{"a":' * 5000
+        + b"{}"
+        + b"}" * 5000
+        + b"}]",
         {},
         400,
         "bad_json",
@@ -86,7 +106,10 @@ BAD_EVENTS = {
     "event_id not a string": (event(1, event_id=7), "event_id"),
     "unknown kind": (event(1, kind="telemetry"), "kind"),
     "internal kind": (event(1, kind="exception_transition"), "kind"),
-    "missing occurred_at": ({k: v for k, v in event(1).items() if k != "occurred_at"}, "occurred_at"),
+    "missing occurred_at": (
+        {k: v for k, v in event(1).items() if k != "occurred_at"},
+        "occurred_at",
+    ),
     "naive occurred_at": (event(1, occurred_at="2026-11-01T10:00:00"), "occurred_at"),
     "date-only occurred_at": (event(1, occurred_at="2026-11-01"), "occurred_at"),
     "impossible date": (event(1, occurred_at="2026-02-30T10:00:00Z"), "occurred_at"),
@@ -121,7 +144,10 @@ BAD_EVENTS = {
     "null instead of leaving a field out": (event(1, service=None), "service"),
     "remediation without status": (event(1, kind="remediation"), "status"),
     "status of another kind": (event(1, status="resolved"), "status"),
-    "deployment without commit time": (event(1, kind="policy_deployment", policy_version="v2"), "committed_at"),
+    "deployment without commit time": (
+        event(1, kind="policy_deployment", policy_version="v2"),
+        "committed_at",
+    ),
     "inventory covered above total": (
         event(1, kind="inventory", resources_total=10, resources_covered=11),
         "resources_covered",
@@ -166,7 +192,9 @@ def test_a_repeated_event_id_with_other_content_is_refused(source_client):
 
 
 def test_without_a_token_nothing_is_stored(client):
-    response = client.post("/api/v1/events", data=orjson.dumps(ONE_GOOD), content_type="application/json")
+    response = client.post(
+        "/api/v1/events", data=orjson.dumps(ONE_GOOD), content_type="application/json"
+    )
 
     assert response.status_code in (401, 403)
     assert Event.objects.count() == 0
@@ -210,7 +238,9 @@ def test_a_revoked_token_is_refused(source):
 def test_an_expired_token_is_refused(source):
     from datetime import UTC, datetime, timedelta
 
-    _, plain = source_token_create(source=source, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    _, plain = source_token_create(
+        source=source, expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
 

@@ -72,7 +72,9 @@ def test_one_changed_byte_names_exactly_that_event(ledger):
     code, out = verify()
 
     assert code == 1
-    assert "BROKEN source=opa-prod seq=4 event_id=evt-4: hash does not match the stored bytes" in out
+    assert (
+        "BROKEN source=opa-prod seq=4 event_id=evt-4: hash does not match the stored bytes" in out
+    )
 
 
 def test_a_changed_typed_column_is_tampering_too(ledger):

@@ -44,7 +44,12 @@ def test_post_starts_a_new_run_that_finds_tampering(
     run = auditor_client.get(f"/api/v1/ledger/verify/{started.json()['id']}").json()
     assert run["status"] == "failed"
     assert run["result"]["broken_chains"] == [
-        {"source": "opa-prod", "seq": 2, "event_id": "evt-2", "problem": "rule column differs from the hashed record"}
+        {
+            "source": "opa-prod",
+            "seq": 2,
+            "event_id": "evt-2",
+            "problem": "rule column differs from the hashed record",
+        }
     ]
     assert latest["id"] == run["id"]
 

@@ -26,7 +26,11 @@ def people_only(status: int, allowed=ROLES, denied: int = 403) -> dict[str, int]
     A source token is no credential for people's endpoints, so a source is anonymous there.
     """
     return {
-        persona: status if persona in allowed else 401 if persona in ("anonymous", "source") else denied
+        persona: status
+        if persona in allowed
+        else 401
+        if persona in ("anonymous", "source")
+        else denied
         for persona in PERSONAS
     }
 
@@ -56,12 +60,27 @@ MATRIX = [
     ("api-events", "get", "/api/v1/events", {**people_only(200), "source": 403}),
     ("api-events", "post", "/api/v1/events", {**people_only(403, allowed=[]), "source": 201}),
     ("api-event", "get", "/api/v1/events/{event}", people_only(200)),
-    ("api-event-schema", "get", "/api/v1/schema/events.json", {**people_only(200), "source": 200, "nobody": 200}),
+    (
+        "api-event-schema",
+        "get",
+        "/api/v1/schema/events.json",
+        {**people_only(200), "source": 200, "nobody": 200},
+    ),
     ("api-public-key", "get", "/api/v1/ledger/public-key", people_only(200)),
     ("api-checkpoints", "get", "/api/v1/ledger/checkpoints", people_only(200)),
-    ("api-checkpoints", "post", "/api/v1/ledger/checkpoints", people_only(201, allowed=["auditor", "admin"])),
+    (
+        "api-checkpoints",
+        "post",
+        "/api/v1/ledger/checkpoints",
+        people_only(201, allowed=["auditor", "admin"]),
+    ),
     ("api-verify", "get", "/api/v1/ledger/verify", people_only(200)),
-    ("api-verify", "post", "/api/v1/ledger/verify", people_only(202, allowed=["auditor", "admin", "oncall"])),
+    (
+        "api-verify",
+        "post",
+        "/api/v1/ledger/verify",
+        people_only(202, allowed=["auditor", "admin", "oncall"]),
+    ),
     ("api-verify-run", "get", "/api/v1/ledger/verify/{run}", people_only(200)),
 ]
 

@@ -29,7 +29,9 @@ class Command(BaseCommand):
                 heartbeat_interval_seconds=heartbeat_interval,
             )
         except ValidationError as error:
-            messages = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in error.message_dict.items())
+            messages = "; ".join(
+                f"{field}: {' '.join(errs)}" for field, errs in error.message_dict.items()
+            )
             raise CommandError(f"cannot create source {name!r}: {messages}") from None
         _, token = source_token_create(source=source, label="created with the source")
         self.stdout.write(f"Created source {source.name} ({source.kind}). Its token, shown once:")

@@ -48,6 +48,8 @@ class Command(BaseCommand):
 def _read_export(path: str) -> list[CheckpointRecord]:
     try:
         with open(path, "rb") as handle:
-            return [CheckpointRecord.from_export(orjson.loads(line)) for line in handle if line.strip()]
+            return [
+                CheckpointRecord.from_export(orjson.loads(line)) for line in handle if line.strip()
+            ]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CommandError(f"cannot read checkpoints from {path}: {error}") from None
