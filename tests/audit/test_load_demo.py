@@ -17,7 +17,7 @@ from audit.demo import (
     demo_scenarios,
 )
 from audit.events import SOURCE_KINDS, parse_timestamp, validate_batch
-from audit.models import ChainHead, Event, Source
+from audit.models import ChainHead, Checkpoint, Event, Source
 from audit.verify import ledger_verify
 from posture.roles import ROLES, Role
 
@@ -26,6 +26,11 @@ pytestmark = pytest.mark.django_db
 END = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 # A short, thin window keeps each load well under a second; every incident still fits in it.
 SMALL = {"days": 4, "scale": 0.3}
+
+
+@pytest.fixture(autouse=True)
+def _local_demo(settings):
+    settings.DEBUG = True  # as under `make demo`
 
 
 def load_demo() -> str:
@@ -159,6 +164,20 @@ def test_a_second_run_adds_no_events_and_changes_the_passwords(output, client):
     second = printed_passwords(again)
     assert client.login(username=Role.AUDITOR, password=second[Role.AUDITOR])
     assert not client.login(username=Role.AUDITOR, password=first[Role.AUDITOR])
+
+
+def test_it_refuses_to_reset_passwords_with_debug_off_unless_forced(settings, db):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("load_demo", "--days", "4", stdout=io.StringIO())
+    assert not Event.objects.exists()
+
+
+def test_the_loaded_chains_are_signed_at_once(db):
+    load_demo()
+
+    assert Checkpoint.objects.count() == 1
 
 
 def test_it_refuses_a_window_shorter_than_the_story():
