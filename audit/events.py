@@ -7,6 +7,7 @@ tests/audit/test_event_schema.py keeps the two in agreement.
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -62,7 +63,9 @@ TYPED_FIELDS = (
     "reason",
     "trace_id",
 )
-TIMESTAMP_FIELDS = frozenset({"occurred_at", "detected_at"})
+TIMESTAMP_FIELDS = ("occurred_at", "detected_at")
+_TIMESTAMP_POSITIONS = tuple(TYPED_FIELDS.index(name) for name in TIMESTAMP_FIELDS)
+_LATENCY_MS = TYPED_FIELDS.index("latency_ms")
 
 STRING_LIMITS = {
     "event_id": MAX_EVENT_ID,
@@ -144,15 +147,102 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
 
 
-def typed_value(field: str, value: object) -> object:
-    """The typed column value of an event field that already passed validation."""
-    if value is None:
+def typed_columns(event: dict) -> list:
+    """The typed column values of an event: fields by name, times parsed, latency a float.
+
+    Ingest stores them; verification recomputes them from the hashed bytes and compares.
+    A time that does not parse gives None.
+    """
+    columns = [event.get(name) for name in TYPED_FIELDS]
+    for position in _TIMESTAMP_POSITIONS:
+        if columns[position] is not None:
+            columns[position] = parse_timestamp(columns[position])
+    latency = columns[_LATENCY_MS]
+    if isinstance(latency, int) and not isinstance(latency, bool):
+        columns[_LATENCY_MS] = float(latency)
+    return columns
+
+
+Check = Callable[[object], str | None]
+
+
+def _text(limit: int, *, minimum: int = 0) -> Check:
+    message = (
+        f"a string of {minimum} to {limit} characters"
+        if minimum
+        else (f"a string of at most {limit} characters")
+    )
+
+    def check(value: object) -> str | None:
+        return None if isinstance(value, str) and minimum <= len(value) <= limit else message
+
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Check:
+    message = f"one of {', '.join(choices)}"
+    return lambda value: None if value in choices else message
+
+
+def _counter(value: object) -> str | None:
+    return None if _is_int(value) else "an integer from 0 to 2^63-1"
+
+
+def _boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _latency(value: object) -> str | None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value >= 0:
         return None
-    if field in TIMESTAMP_FIELDS:
-        return parse_timestamp(value)
-    if field == "latency_ms":
-        return float(value)
-    return value
+    return "a number of milliseconds, at least 0"
+
+
+def _trace_id(value: object) -> str | None:
+    if isinstance(value, str) and _TRACE_ID.match(value):
+        return None
+    return "a W3C trace id: 32 lowercase hex digits"
+
+
+def _attributes(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a JSON object"
+    if _depth_exceeds(value, MAX_ATTRIBUTES_DEPTH):
+        return f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
+    if len(orjson.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+        return f"at most {MAX_ATTRIBUTES_BYTES} bytes as JSON"
+    return None
+
+
+def _later(value: object) -> str | None:
+    """Timestamps and `status` are checked after the per-field pass (they need the kind)."""
+    return None
+
+
+_CORE_CHECKS: dict[str, Check] = {
+    "event_id": _text(MAX_EVENT_ID, minimum=1),
+    "kind": _choice(SOURCE_KINDS),
+    "occurred_at": _later,
+    "detected_at": _later,
+    "status": _later,
+    "source_seq": _counter,
+    "enforced": _boolean,
+    "latency_ms": _latency,
+    "trace_id": _trace_id,
+    "attributes": _attributes,
+    **{name: _text(limit) for name, limit in STRING_LIMITS.items() if name != "event_id"},
+    **{name: _choice(choices) for name, choices in ENUMS.items()},
+}
+# The fields each kind may carry, with their checks.
+_CHECKS_BY_KIND: dict[str, dict[str, Check]] = {
+    kind: {
+        **_CORE_CHECKS,
+        **dict.fromkeys(KIND_INTEGER_FIELDS.get(kind, ()), _counter),
+        **dict.fromkeys(KIND_TIMESTAMP_FIELDS.get(kind, ()), _later),
+    }
+    for kind in SOURCE_KINDS
+}
 
 
 def validate_event(
@@ -160,84 +250,44 @@ def validate_event(
 ) -> EventRecord | EventError:
     """Check one native event; on success give its canonical bytes and typed columns.
 
-    The source's environment fills in a missing `environment`, so the stored event says
-    where it happened.
+    One pass over the event's own fields (this runs for every ingested event), then the rules
+    that tie fields together. The source's environment fills in a missing `environment`, so
+    the stored event says where it happened.
     """
     if not isinstance(raw, dict):
         return EventError(index, None, {"event": "must be a JSON object"})
-    errors: dict[str, str] = {}
-    event_id = raw.get("event_id")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID:
-        errors["event_id"] = f"required, a string of 1 to {MAX_EVENT_ID} characters"
-        event_id = None
     kind = raw.get("kind")
-    if kind not in SOURCE_KINDS:
-        errors["kind"] = f"required, one of {', '.join(SOURCE_KINDS)}"
-        allowed = CORE_FIELDS
-    else:
-        allowed = ALLOWED_FIELDS[kind]
-    for key in raw.keys() - allowed:
-        errors[str(key)[:64]] = "unknown field; put extra data under attributes"
-    if None in raw.values():
-        for key, value in raw.items():
-            if value is None:
-                errors[str(key)[:64]] = "null is not a value here; leave the field out"
-    if parse_timestamp(raw.get("occurred_at")) is None:
-        errors["occurred_at"] = "required, an RFC 3339 time with an offset"
-
-    for field, limit in STRING_LIMITS.items():
-        value = raw.get(field)
-        if value is not None and field != "event_id":
-            if not isinstance(value, str):
-                errors[field] = "must be a string"
-            elif len(value) > limit:
-                errors[field] = f"at most {limit} characters"
-    for field, choices in ENUMS.items():
-        value = raw.get(field)
-        if value is not None and value not in choices:
-            errors[field] = f"one of {', '.join(choices)}"
-    if "source_seq" in raw and not _is_int(raw["source_seq"]):
-        errors["source_seq"] = "an integer from 0 to 2^63-1"
-    if "enforced" in raw and not isinstance(raw["enforced"], bool):
-        errors["enforced"] = "must be true or false"
-    latency = raw.get("latency_ms")
-    if latency is not None and (
-        isinstance(latency, bool)
-        or not isinstance(latency, int | float)
-        or not math.isfinite(latency)
-        or latency < 0
-    ):
-        errors["latency_ms"] = "a number of milliseconds, at least 0"
-    if "detected_at" in raw and parse_timestamp(raw["detected_at"]) is None:
-        errors["detected_at"] = "an RFC 3339 time with an offset"
-    trace_id = raw.get("trace_id")
-    if trace_id is not None and not (isinstance(trace_id, str) and _TRACE_ID.match(trace_id)):
-        errors["trace_id"] = "a W3C trace id: 32 lowercase hex digits"
-    if "attributes" in raw:
-        attributes = raw["attributes"]
-        if not isinstance(attributes, dict):
-            errors["attributes"] = "must be a JSON object"
-        elif _depth_exceeds(attributes, MAX_ATTRIBUTES_DEPTH):
-            errors["attributes"] = f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
-        elif len(orjson.dumps(attributes)) > MAX_ATTRIBUTES_BYTES:
-            errors["attributes"] = f"at most {MAX_ATTRIBUTES_BYTES} bytes as JSON"
-    _validate_kind_fields(raw, kind, errors)
-
+    checks = _CHECKS_BY_KIND.get(kind, _CORE_CHECKS)  # type: ignore[arg-type]
+    errors: dict[str, str] = {}
+    for key, value in raw.items():
+        check = checks.get(key)
+        if check is None:
+            errors[str(key)[:64]] = "unknown field; put extra data under attributes"
+        elif value is None:
+            errors[key] = "null is not a value here; leave the field out"
+        else:
+            problem = check(value)
+            if problem is not None:
+                errors[key] = problem
+    for required in ("event_id", "kind", "occurred_at"):
+        if required not in raw:
+            errors[required] = "required"
+    event = raw
+    if default_environment and not raw.get("environment"):
+        event = {**raw, "environment": default_environment}
+    columns = typed_columns(event)
+    for position, name in zip(_TIMESTAMP_POSITIONS, TIMESTAMP_FIELDS, strict=True):
+        if columns[position] is None and name in raw:
+            errors[name] = "an RFC 3339 time with an offset"
+    if kind in _CHECKS_BY_KIND:
+        _validate_kind_fields(raw, kind, errors)
+    event_id = raw.get("event_id")
     if errors:
-        return EventError(index, event_id, errors)
-    event = (
-        raw
-        if raw.get("environment") or not default_environment
-        else {
-            **raw,
-            "environment": default_environment,
-        }
-    )
-    columns = tuple(typed_value(field, event.get(field)) for field in TYPED_FIELDS)
-    return EventRecord(event_id, canonical_json(event), columns)
+        return EventError(index, event_id if isinstance(event_id, str) else None, errors)
+    return EventRecord(event_id, canonical_json(event), tuple(columns))
 
 
-def _validate_kind_fields(raw: dict, kind: object, errors: dict[str, str]) -> None:
+def _validate_kind_fields(raw: dict, kind: str, errors: dict[str, str]) -> None:
     status = raw.get("status")
     if status is not None and status not in STATUSES.get(kind, ()):
         allowed = STATUSES.get(kind)
@@ -246,18 +296,15 @@ def _validate_kind_fields(raw: dict, kind: object, errors: dict[str, str]) -> No
         errors["rule"] = f"a {kind} names its rule or policy"
     if kind == "decision" and "outcome" not in raw:
         errors["outcome"] = f"required for a decision, one of {', '.join(OUTCOMES)}"
-    if kind == "violation" and "severity" not in raw:
+    elif kind == "violation" and "severity" not in raw:
         errors["severity"] = f"required for a violation, one of {', '.join(SEVERITIES)}"
-    if kind == "remediation" and status is None:
+    elif kind == "remediation" and status is None:
         errors["status"] = "required for a remediation, one of succeeded, failed, skipped"
-    if kind == "policy_deployment" and not raw.get("policy_version"):
+    elif kind == "policy_deployment" and not raw.get("policy_version"):
         errors["policy_version"] = "required for a policy_deployment"
     for field in KIND_TIMESTAMP_FIELDS.get(kind, ()):
         if parse_timestamp(raw.get(field)) is None:
             errors[field] = f"required for a {kind}, an RFC 3339 time with an offset"
-    for field in KIND_INTEGER_FIELDS.get(kind, ()):
-        if field in raw and not _is_int(raw[field]):
-            errors[field] = "an integer from 0 to 2^63-1"
     if kind == "inventory":
         total, covered = raw.get("resources_total"), raw.get("resources_covered")
         if not (_is_int(total) and _is_int(covered)):

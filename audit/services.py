@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from audit import signing, storage
 from audit.canonical import (
@@ -122,14 +122,27 @@ def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> Append
     """Chain and store `records` atomically; records whose event_id is stored are duplicates.
 
     The chain head's row lock serialises appends to one source, so each chain stays gap-free
-    while different sources append in parallel.
+    while different sources append in parallel. Most batches hold only new events, so they
+    are written without looking for stored ids first; a retried batch trips the unique
+    (source, event_id) constraint, and is then redone once, leaving the stored events out.
     """
+    try:
+        return _append(source, records, skip_stored=False)
+    except IntegrityError:
+        return _append(source, records, skip_stored=True)
+
+
+def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) -> AppendResult:
     received_at = datetime.now(UTC)
     received_text = format_timestamp(received_at)
     received_at = datetime.fromisoformat(received_text)
     with transaction.atomic():
         head = ChainHead.objects.select_for_update().get(source_id=source.pk)
-        stored = storage.existing_event_ids(source.pk, [r.event_id for r in records])
+        stored = (
+            storage.existing_event_ids(source.pk, [r.event_id for r in records])
+            if skip_stored
+            else set()
+        )
         seq, prev_hash = head.seq, head.hash
         first_seq = seq + 1
         rows = []

@@ -59,8 +59,10 @@ def events_insert(rows: Sequence[tuple]) -> None:
 
 
 def _copy_rows(rows: Sequence[tuple]) -> None:
-    with connection.cursor() as cursor:
-        raw_cursor = cursor.cursor  # psycopg's own cursor, in Django's transaction
+    # psycopg's own cursor, so Django's error wrapper is applied by hand: a unique violation
+    # must surface as django.db.IntegrityError like on every other path.
+    with connection.wrap_database_errors, connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
         with raw_cursor.copy(
             f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
         ) as copy:

@@ -8,18 +8,19 @@ whole with fresh hashes; the signed checkpoints anchor it, so both are caught he
 import hashlib
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 
 from audit.canonical import GENESIS_HASH
-from audit.events import TIMESTAMP_FIELDS, TYPED_FIELDS, parse_timestamp, typed_value
+from audit.events import TYPED_FIELDS, parse_timestamp, typed_columns
 from audit.models import ChainHead, Checkpoint, Source
 from audit.signing import signature_valid, trusted_public_keys
 
-PAGE_SIZE = 5000
+FETCH_SIZE = 2000
 _ROW_COLUMNS = ("seq", "event_id", "prev_hash", "hash", "canonical", "received_at", *TYPED_FIELDS)
 _TYPED_OFFSET = 6
 
@@ -86,29 +87,27 @@ class SignedHead:
 
 
 def _rows(source_id: int, after_seq: int, until_seq: int | None) -> Iterator[tuple]:
-    """One chain's rows in seq order, a page at a time (keyset pagination on (source, seq))."""
+    """One chain's rows in seq order, streamed by one query (a server-side cursor on PostgreSQL).
+
+    One query rather than pages, so a stale query plan can cost one sort, never one per page.
+    """
     columns = ", ".join(f'"{name}"' for name in _ROW_COLUMNS)
-    limit = " AND seq <= %s" if until_seq is not None else ""
+    until = " AND seq <= %s" if until_seq is not None else ""
     sql = (
-        f"SELECT {columns} FROM audit_event WHERE source_id = %s AND seq > %s{limit} "  # noqa: S608
-        "ORDER BY seq LIMIT %s"
+        f"SELECT {columns} FROM audit_event WHERE source_id = %s AND seq > %s{until} "  # noqa: S608
+        "ORDER BY seq"
     )
-    while True:
-        params = [source_id, after_seq] + ([until_seq] if until_seq is not None else [])
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, PAGE_SIZE])
-            page = cursor.fetchall()
-        yield from page
-        if len(page) < PAGE_SIZE:
-            return
-        after_seq = page[-1][0]
+    params = [source_id, after_seq] + ([until_seq] if until_seq is not None else [])
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while page := cursor.fetchmany(FETCH_SIZE):
+            yield from page
 
 
 def _as_utc(value: object) -> object:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+    """Backends without time zones (SQLite) return naive UTC datetimes."""
     if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -123,12 +122,12 @@ def _column_mismatch(row: tuple, record: dict, source_name: str) -> str | None:
     event = record.get("event")
     if not isinstance(event, dict) or event.get("event_id") != row[1]:
         return "event_id column differs from the hashed record"
-    for offset, name in enumerate(TYPED_FIELDS, start=_TYPED_OFFSET):
-        expected = typed_value(name, event.get(name))
-        actual = row[offset]
-        if actual != expected:
-            if name in TIMESTAMP_FIELDS and actual is not None and _as_utc(actual) == expected:
-                continue
+    expected = typed_columns(event)
+    if tuple(expected) == row[_TYPED_OFFSET:]:
+        return None
+    # Slow path, rare: name the column, allowing for backends that return naive UTC times.
+    for name, wanted, actual in zip(TYPED_FIELDS, expected, row[_TYPED_OFFSET:], strict=True):
+        if actual != wanted and _as_utc(actual) != wanted:
             return f"{name} column differs from the hashed record"
     return None
 
@@ -169,13 +168,15 @@ def chain_walk(
     """Re-hash one chain (or the part after a known link) and stop at its first bad row."""
     anchors = {head.seq: head for head in signed_heads}
     expected_seq, prev_hash, checked = after_seq + 1, after_hash, 0
-    for row in _rows(source.pk, after_seq, until_seq):
-        problem = _row_problem(row, expected_seq, prev_hash, source.name, anchors)
-        if problem:
-            chain_break = ChainBreak(source.name, row[0], row[1], problem)
-            return ChainWalk(checked, expected_seq - 1, prev_hash, chain_break)
-        checked += 1
-        expected_seq, prev_hash = row[0] + 1, row[3]
+    # In a transaction, PostgreSQL streams the rows instead of materialising them first.
+    with transaction.atomic(), closing(_rows(source.pk, after_seq, until_seq)) as rows:
+        for row in rows:
+            problem = _row_problem(row, expected_seq, prev_hash, source.name, anchors)
+            if problem:
+                chain_break = ChainBreak(source.name, row[0], row[1], problem)
+                return ChainWalk(checked, expected_seq - 1, prev_hash, chain_break)
+            checked += 1
+            expected_seq, prev_hash = row[0] + 1, row[3]
     last_seq = expected_seq - 1
     beyond = [head for head in anchors.values() if head.seq > last_seq]
     if beyond:
