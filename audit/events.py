@@ -206,8 +206,10 @@ def _trace_id(value: object) -> str | None:
 
 
 def _attributes(value: object) -> str | None:
-    if not isinstance(value, dict):
-        return "must be a JSON object"
+    return None if isinstance(value, dict) else "must be a JSON object"
+
+
+def _attributes_limits(value: dict) -> str | None:
     if _depth_exceeds(value, MAX_ATTRIBUTES_DEPTH):
         return f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
     if len(orjson.dumps(value)) > MAX_ATTRIBUTES_BYTES:
@@ -220,7 +222,9 @@ def _later(value: object) -> str | None:
     return None
 
 
-_CORE_CHECKS: dict[str, Check] = {
+# A field's check is a function giving the problem (or None), or inline for the common cases:
+# an int is a plain string field's greatest length, a tuple an enum's values.
+_CORE_CHECKS: dict[str, Check | int | tuple[str, ...]] = {
     "event_id": _text(MAX_EVENT_ID, minimum=1),
     "kind": _choice(SOURCE_KINDS),
     "occurred_at": _later,
@@ -231,11 +235,11 @@ _CORE_CHECKS: dict[str, Check] = {
     "latency_ms": _latency,
     "trace_id": _trace_id,
     "attributes": _attributes,
-    **{name: _text(limit) for name, limit in STRING_LIMITS.items() if name != "event_id"},
-    **{name: _choice(choices) for name, choices in ENUMS.items()},
+    **{name: limit for name, limit in STRING_LIMITS.items() if name != "event_id"},
+    **ENUMS,
 }
 # The fields each kind may carry, with their checks.
-_CHECKS_BY_KIND: dict[str, dict[str, Check]] = {
+_CHECKS_BY_KIND: dict[str, dict[str, Check | int | tuple[str, ...]]] = {
     kind: {
         **_CORE_CHECKS,
         **dict.fromkeys(KIND_INTEGER_FIELDS.get(kind, ()), _counter),
@@ -265,6 +269,12 @@ def validate_event(
             errors[str(key)[:64]] = "unknown field; put extra data under attributes"
         elif value is None:
             errors[key] = "null is not a value here; leave the field out"
+        elif type(check) is int:
+            if type(value) is not str or len(value) > check:
+                errors[key] = f"a string of at most {check} characters"
+        elif type(check) is tuple:
+            if value not in check:
+                errors[key] = f"one of {', '.join(check)}"
         else:
             problem = check(value)
             if problem is not None:
@@ -282,9 +292,22 @@ def validate_event(
     if kind in _CHECKS_BY_KIND:
         _validate_kind_fields(raw, kind, errors)
     event_id = raw.get("event_id")
+    if not errors:
+        try:
+            event_bytes = canonical_json(event)
+        except orjson.JSONEncodeError:  # deeper than the serialiser goes (254 levels)
+            errors["attributes"] = f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
+            return EventError(index, event_id, errors)
+        # Attributes within these limits cannot make the whole event longer or deeper than
+        # this, so most events skip the exact (slower) look at them.
+        nesting = event_bytes.count(b"{") + event_bytes.count(b"[")
+        if len(event_bytes) > MAX_ATTRIBUTES_BYTES or nesting > MAX_ATTRIBUTES_DEPTH:
+            problem = _attributes_limits(raw.get("attributes", {}))
+            if problem is not None:
+                errors["attributes"] = problem
     if errors:
         return EventError(index, event_id if isinstance(event_id, str) else None, errors)
-    return EventRecord(event_id, canonical_json(event), tuple(columns))
+    return EventRecord(event_id, event_bytes, tuple(columns))
 
 
 def _validate_kind_fields(raw: dict, kind: str, errors: dict[str, str]) -> None:

@@ -86,7 +86,11 @@ class Event(models.Model):
     and verification checks that they still agree.
     """
 
-    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
+    # No database FK constraint: it would add a lookup of the source for every inserted row,
+    # and the chain head (which has one) is locked for every append, so the source exists.
+    source = models.ForeignKey(
+        Source, on_delete=models.PROTECT, related_name="events", db_constraint=False
+    )
     seq = models.BigIntegerField()
     received_at = models.DateTimeField()
     prev_hash = models.CharField(max_length=64)

@@ -172,6 +172,16 @@ def test_a_batch_with_one_bad_event_is_refused_whole(source_client, name):
     assert Event.objects.count() == 0
 
 
+def test_attributes_nested_deeper_than_the_serialiser_goes_are_refused(source_client):
+    # 300 levels parse as JSON but cannot be serialised again: a clear 400, not a crash.
+    body = orjson.dumps([event(1)])[:-2] + b',"attributes":' + b'{"a":' * 300 + b"{}" + b"}" * 300
+    response = post_events(source_client, body + b"}]")
+
+    assert response.status_code == 400, response.content
+    assert "nested" in response.json()["events"][0]["errors"]["attributes"]
+    assert Event.objects.count() == 0
+
+
 def test_the_error_lists_every_bad_event_with_its_fields(source_client):
     batch = [event(1, outcome="nope"), event(2), event(3, latency_ms=-2, mode="x")]
 
