@@ -32,7 +32,7 @@ class SourceTokenAuthentication(authentication.BaseAuthentication):
         if token is None or not token.startswith(SOURCE_TOKEN_PREFIX):
             return None
         found = (
-            SourceToken.objects.select_related("source", "source__head")
+            SourceToken.objects.select_related("source")
             .filter(token_hash=token_digest(token))
             .first()
         )
