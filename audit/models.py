@@ -88,8 +88,13 @@ class Event(models.Model):
 
     # No database FK constraint: it would add a lookup of the source for every inserted row,
     # and the chain head (which has one) is locked for every append, so the source exists.
+    # No index of its own either: both unique constraints below start with source_id.
     source = models.ForeignKey(
-        Source, on_delete=models.PROTECT, related_name="events", db_constraint=False
+        Source,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_constraint=False,
+        db_index=False,
     )
     seq = models.BigIntegerField()
     received_at = models.DateTimeField()

@@ -137,13 +137,12 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
     received_text = format_timestamp(received_at)
     received_at = datetime.fromisoformat(received_text)
     with transaction.atomic():
-        head = ChainHead.objects.select_for_update().get(source_id=source.pk)
+        seq, prev_hash = storage.chain_head_lock(source.pk)
         stored = (
             storage.existing_event_ids(source.pk, [r.event_id for r in records])
             if skip_stored
             else set()
         )
-        seq, prev_hash = head.seq, head.hash
         first_seq = seq + 1
         rows = []
         for record in records:
@@ -163,9 +162,7 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             prev_hash = digest
         if rows:
             storage.events_insert(rows)
-            ChainHead.objects.filter(source_id=source.pk).update(
-                seq=seq, hash=prev_hash, updated_at=received_at
-            )
+            storage.chain_head_move(source.pk, seq=seq, digest=prev_hash, at=received_at)
     return AppendResult(
         accepted=len(rows),
         duplicates=len(records) - len(rows),

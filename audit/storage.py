@@ -104,3 +104,25 @@ def existing_event_ids(source_id: int, event_ids: list[str]) -> set[str]:
                 [source_id, *event_ids],
             )
         return {row[0] for row in cursor.fetchall()}
+
+
+def chain_head_lock(source_id: int) -> tuple[int, str]:
+    """Lock one source's chain head until the transaction ends; give its (seq, hash).
+
+    SQLite has no row locks: its immediate transactions (settings) already serialise writers.
+    """
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT seq, hash FROM audit_chainhead WHERE source_id = %s{lock}", [source_id]
+        )
+        seq, digest = cursor.fetchone()
+    return seq, digest
+
+
+def chain_head_move(source_id: int, *, seq: int, digest: str, at: datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_chainhead SET seq = %s, hash = %s, updated_at = %s WHERE source_id = %s",
+            [seq, digest, at, source_id],
+        )

@@ -112,7 +112,7 @@ class Migration(migrations.Migration):
                 ('detected_at', models.DateTimeField(null=True)),
                 ('reason', models.TextField(null=True)),
                 ('trace_id', models.CharField(max_length=32, null=True)),
-                ('source', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='audit.source')),
+                ('source', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='audit.source')),
             ],
             options={
                 'indexes': [models.Index(fields=['occurred_at', 'id'], name='event_occurred_idx')],
