@@ -98,7 +98,14 @@ def _rows(source_id: int, after_seq: int, until_seq: int | None) -> Iterator[tup
         "ORDER BY seq"
     )
     params = [source_id, after_seq] + ([until_seq] if until_seq is not None else [])
-    with connection.chunked_cursor() as cursor:
+    if connection.vendor == "postgresql":
+        # psycopg's own server-side cursor in binary: decoding times from text in Python was
+        # a third of verification time.
+        connection.ensure_connection()
+        cursor = connection.connection.cursor(name=f"verify_{source_id}", binary=True)
+    else:
+        cursor = connection.chunked_cursor()
+    with cursor:
         cursor.execute(sql, params)
         while page := cursor.fetchmany(FETCH_SIZE):
             yield from page
