@@ -153,7 +153,7 @@ def typed_columns(event: dict) -> list:
     Ingest stores them; verification recomputes them from the hashed bytes and compares.
     A time that does not parse gives None.
     """
-    columns = [event.get(name) for name in TYPED_FIELDS]
+    columns = list(map(event.get, TYPED_FIELDS))
     for position in _TIMESTAMP_POSITIONS:
         if columns[position] is not None:
             columns[position] = parse_timestamp(columns[position])

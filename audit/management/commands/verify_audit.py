@@ -1,3 +1,5 @@
+import os
+
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,12 +20,20 @@ class Command(BaseCommand):
             help="a JSON-lines export of checkpoints kept outside the database, checked too",
         )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=min(os.cpu_count() or 1, 4),
+            help="processes walking chains in parallel (default: the CPUs, at most 4)",
+        )
 
-    def handle(self, *args, source=None, checkpoints=None, json=False, **options):
+    def handle(self, *args, source=None, checkpoints=None, json=False, workers=1, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
         if source and not Source.objects.filter(name=source).exists():
             raise CommandError(f"no source named {source!r}")
         exported = _read_export(checkpoints) if checkpoints else None
-        report = ledger_verify(source_name=source, exported=exported)
+        report = ledger_verify(source_name=source, exported=exported, workers=workers)
         if json:
             self.stdout.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
         else:
