@@ -3,30 +3,36 @@
 What it measures, in one run on one machine (client, server and PostgreSQL share it):
 
 1. Ingest with 8 sources sending at once: gzip-compressed JSON arrays of 500 native events
-   (~600 bytes each, unique event ids) POSTed to /api/v1/events by several client processes,
-   each on its own http.client connection. Events per second, and request latency p50/p95/p99.
-2. Ingest into a single source (every client appends to the same chain, so the chain-head
+   (~640 bytes each, unique event ids) POSTed to /api/v1/events by several client processes,
+   each on its own http.client connection. Events per second, request latency p50/p95/p99,
+   and the CPU time per event of the server, PostgreSQL and the clients (from /proc).
+2. The same into a single source (every client appends to the same chain, so the chain-head
    lock serialises the database part).
-3. A raw PostgreSQL COPY of the same rows, read back from audit_event with every stored column
-   value (canonical bytes, hashes, typed columns), into a plain table with no index, trigger
-   or constraint: psycopg 3 binary COPY, 500 rows a transaction, one connection. Each ingest
-   figure is printed next to it with the ratio between them.
+3. After each, a raw PostgreSQL COPY of the same rows, read back from audit_event with every
+   stored column value (canonical bytes, hashes, typed columns), into a plain table with the
+   same columns and no index, trigger or constraint: psycopg 3 binary COPY, 500 rows a
+   transaction, one connection. Each ingest figure is printed next to it, with the ratio.
 4. `manage.py verify_audit` over everything ingested, in events per second.
 
-The figures are compared with the bars of the ingest issue and written to
-bench/results/ingest-<timestamp>.json. Failing a bar is reported, not an error: the exit
-status is 0 unless something actually broke (a request not answered 201, a server that does
-not start, a ledger that does not verify).
+Each timed phase starts after a CHECKPOINT. The figures are compared with the bars of the
+ingest issue and written to bench/results/ingest-<timestamp>.json. Failing a bar is reported,
+not an error: the exit status is 0 unless something broke (a reply other than 201, a server
+that does not start, a ledger that does not verify, the time limit).
 
 The script drops and recreates its own scratch database (default `posture_bench`; the name
 must contain "bench"), migrates it, creates 8 native sources with tokens, and starts
 `gunicorn posture.wsgi` (sync workers, DEBUG=false, throwaway secret and signing keys); the
 server is stopped at the end whatever happens.
 
-Run from the repository root:
+This machine's PostgreSQL runs with autovacuum off, so audit_event is never analysed during a
+run unless --analyze asks for one ANALYZE after the warm-up (what autovacuum would do on a
+server that has it on); the query plans, and so the figures, can differ a lot between the two.
+Other work on the machine lowers the figures: the report says how much CPU it took.
+
+Run from the repository root (a run takes one to three minutes):
 
     .venv/bin/python bench/ingest.py                      # the defaults (make bench)
-    .venv/bin/python bench/ingest.py --workers 3 --clients 6 --events 240000
+    .venv/bin/python bench/ingest.py --analyze --workers 3 --clients 4 --events 120000
 """
 
 import argparse
@@ -36,7 +42,9 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -75,6 +83,10 @@ BAR_VERIFY_EPS = 50_000
 
 class BenchError(Exception):
     """Something broke: the figures of this run mean nothing."""
+
+
+def step(message: str) -> None:
+    print(f"-- {message}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,9 +185,21 @@ _TOKENS: list[str] = []
 
 
 def _client(port: int, counter, barrier, results) -> None:
+    """One client process: send requests until none is left, then report every reply."""
+    done: list[tuple] = []
+    try:
+        barrier.wait(timeout=60)
+        _send_requests(port, counter, done)
+    except BaseException as error:  # reported as a failed request; never a silent hang
+        done.append((-1, 0.0, 0.0, 0, 0, repr(error)))
+    finally:
+        results.put(done)
+
+
+def _send_requests(port: int, counter, done: list[tuple]) -> None:
+    # Keep-alive where the server allows it; gunicorn's sync workers close the connection after
+    # each reply, and http.client then reconnects by itself for the next request.
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    done = []
-    barrier.wait()
     while True:
         with counter.get_lock():
             index = counter.value
@@ -205,7 +229,6 @@ def _client(port: int, counter, barrier, results) -> None:
             problem = reply[:300].decode(errors="replace")
         done.append((index, started, finished, response.status, accepted, problem))
     connection.close()
-    results.put(done)
 
 
 @dataclass
@@ -220,6 +243,8 @@ class IngestFigures:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    cpu_us_per_event: dict = field(default_factory=dict)
+    other_cpu_share: float = 0.0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -249,8 +274,8 @@ def run_clients(
     try:
         for _ in processes:
             rows += results.get(timeout=max(1.0, deadline - time.monotonic()))
-    except Exception as error:
-        raise BenchError(f"{name}: clients did not finish in time ({error!r})") from None
+    except queue.Empty:
+        raise BenchError(f"{name}: the clients did not finish in time") from None
     finally:
         for process in processes:
             process.join(timeout=5)
@@ -259,7 +284,7 @@ def run_clients(
     failed = [row for row in rows if row[3] != 201]
     if failed:
         index, _, _, status, _, problem = failed[0]
-        problem = f"request {index} answered {status}: {problem}"
+        problem = f"request {index} answered {status or 'nothing'}: {problem}"
         raise BenchError(f"{name}: {len(failed)} requests failed; {problem}")
     if len(rows) != len(requests):
         raise BenchError(f"{name}: {len(rows)} replies for {len(requests)} requests")
@@ -281,6 +306,81 @@ def run_clients(
         p99_ms=round(percentile(latencies, 0.99), 1),
         max_ms=round(max(latencies), 1),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU accounting (Linux /proc): who spent the machine's CPU during a timed phase.
+
+
+def process_cpu() -> dict[int, tuple[int, int, str]]:
+    """CPU ticks, parent pid and command line of every process (Linux /proc; {} elsewhere)."""
+    snapshot = {}
+    for entry in Path("/proc").iterdir() if Path("/proc/stat").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        snapshot[int(entry.name)] = (int(fields[11]) + int(fields[12]), int(fields[1]), cmdline)
+    return snapshot
+
+
+def cpu_split(before: dict, after: dict, server_pid: int, database: str) -> dict[str, float]:
+    """CPU seconds spent between two snapshots by the server, PostgreSQL and everything else.
+
+    PostgreSQL counts whole (its shared background processes too) except backends serving
+    other databases, which count as other work; so does any process not started by this run.
+    Processes that ended during the phase are missed: the server keeps its database
+    connections for the whole run (DATABASE_CONN_MAX_AGE) so that its backends are seen.
+    """
+    ours = {os.getpid()}
+    for pid, (_, ppid, _) in sorted(after.items()):
+        if ppid in ours or pid == server_pid:
+            ours.add(pid)
+    server = {server_pid} | {pid for pid, (_, ppid, _) in after.items() if ppid == server_pid}
+    split = {"server": 0.0, "postgresql": 0.0, "other": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid, (ticks, _, cmdline) in after.items():
+        if pid in before and before[pid][2] == cmdline:
+            seconds = (ticks - before[pid][0]) / tick
+        else:  # started during the phase
+            seconds = ticks / tick
+        if pid in server:
+            split["server"] += seconds
+        elif cmdline.startswith("postgres"):
+            backend = "(" in cmdline or "[local]" in cmdline
+            split["other" if backend and f" {database} " not in cmdline else "postgresql"] += (
+                seconds
+            )
+        elif pid not in ours:
+            split["other"] += seconds
+    return {key: round(value, 2) for key, value in split.items()}
+
+
+def cpu_busy(seconds: float = 2.0) -> float | None:
+    """The share of all CPUs busy over `seconds` (Linux /proc/stat), to spot a machine in use."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total_before, idle_before = sample()
+        time.sleep(seconds)
+        total_after, idle_after = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total_after - total_before
+    return round(1 - (idle_after - idle_before) / total, 3) if total else None
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the client processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +504,12 @@ class CopyFigures:
     rows_per_second: float
 
 
+def checkpoint(url: str) -> None:
+    """Start each timed phase from the same place: no dirty pages of the previous one."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+
+
 def raw_copy(url: str, tag: str) -> CopyFigures:
     """COPY the stored rows of one scenario into a plain table, BATCH rows a transaction."""
     table = sql.Identifier(COPY_TABLE)
@@ -414,7 +520,8 @@ def raw_copy(url: str, tag: str) -> CopyFigures:
         ).fetchall()
         names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
         select = sql.SQL("SELECT {} FROM audit_event WHERE event_id LIKE %s ORDER BY id")
-        rows = connection.execute(select.format(names), [f"{tag}-%"]).fetchall()
+        with connection.cursor(binary=True) as cursor:
+            rows = cursor.execute(select.format(names), [f"{tag}-%"]).fetchall()
 
         # The same columns and types as audit_event; no id, index, trigger, default or NOT NULL.
         connection.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
@@ -426,6 +533,7 @@ def raw_copy(url: str, tag: str) -> CopyFigures:
 
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, names)
         types = [type_oid for _, type_oid in columns]
+        checkpoint(url)
         connection.autocommit = False
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):
@@ -453,9 +561,20 @@ class Results:
     started_at: str
     settings: dict
     machine: dict
+    code: dict
     scenarios: list = field(default_factory=list)
     verify: dict = field(default_factory=dict)
     bars: list = field(default_factory=list)
+
+
+def postgresql_settings(url: str) -> dict:
+    """The server settings that change these figures most."""
+    names = ["server_version", "shared_buffers", "synchronous_commit", "fsync", "autovacuum"]
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", [names]
+        )
+        return {f"postgresql_{name}": value for name, value in rows}
 
 
 def server_env(url: str, keys_dir: Path) -> dict:
@@ -473,10 +592,71 @@ def server_env(url: str, keys_dir: Path) -> dict:
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="false",
         PROMETHEUS_MULTIPROC_DIR=str(keys_dir / "prometheus"),
+        # One PostgreSQL backend per worker for the whole run (the default of 60 s would only
+        # add a reconnection a minute), so that the CPU accounting sees the same backends.
+        DATABASE_CONN_MAX_AGE="3600",
         LOG_LEVEL="WARNING",
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
+
+
+def git_state() -> dict:
+    """Which code was measured: the commit, and the files changed since (outside bench/)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if line]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "changed_files": [path for path in changed if not path.startswith("bench/")],
+    }
+
+
+def ingest_scenario(
+    args: argparse.Namespace,
+    name: str,
+    tag: str,
+    requests: list[Request],
+    tokens: list[str],
+    port: int,
+    server: subprocess.Popen,
+) -> dict:
+    """One timed ingest scenario, its CPU split, and the raw COPY of the rows it stored."""
+    step(f"ingest, {name}: {len(requests)} requests, {args.clients} client processes")
+    checkpoint(args.database_url)
+    before, clients_before = process_cpu(), children_cpu()
+    figures = run_clients(name, requests, tokens, port, args.clients)
+    cpu = cpu_split(before, process_cpu(), server.pid, database_name(args.database_url))
+    cpu["clients"] = children_cpu() - clients_before
+    figures.cpu_us_per_event = {
+        key: round(seconds / figures.accepted * 1e6, 1) for key, seconds in cpu.items()
+    }
+    figures.other_cpu_share = round(cpu["other"] / figures.seconds / (os.cpu_count() or 1), 3)
+    print(f"  {figures.events_per_second:,} events/s, p95 {figures.p95_ms} ms")
+    step(f"raw COPY of the same {figures.accepted:,} rows")
+    copy = raw_copy(args.database_url, tag)
+    print(f"  {copy.rows_per_second:,} rows/s")
+    ratio = round(figures.events_per_second / copy.rows_per_second, 3)
+    return {**asdict(figures), "raw_copy": asdict(copy), "ratio_to_copy": ratio}
+
+
+def verify_ledger(env: dict, expected: int) -> dict:
+    step("manage.py verify_audit")
+    report = json.loads(manage(env, "verify_audit", "--json", timeout=600))
+    if not report["ok"]:
+        raise BenchError(f"the ledger does not verify: {report}")
+    if report["events_checked"] != expected:
+        checked = report["events_checked"]
+        raise BenchError(f"verify checked {checked} events; {expected} were sent")
+    return {
+        "events": report["events_checked"],
+        "seconds": report["seconds"],
+        "events_per_second": report["events_per_second"],
+    }
 
 
 def run(args: argparse.Namespace) -> Results:
@@ -489,14 +669,20 @@ def run(args: argparse.Namespace) -> Results:
             "gunicorn_workers": args.workers,
             "client_processes": args.clients,
             "database": database_name(args.database_url),
+            "analyze_after_warmup": args.analyze,
         },
         machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        code=git_state(),
     )
+    busy = cpu_busy()
+    results.machine["cpu_busy_before_start"] = busy
+    if busy is not None and busy > 0.10:
+        print(f"!! {busy:.0%} of the CPUs were busy before the start: the figures will be low")
+
     step("building request bodies")
     multi = build_requests("m", args.events, list(range(SOURCES)), seed=1)
     single = build_requests("s", args.events, [0], seed=2)
-    warmup_events = BATCH * max(2 * args.clients, SOURCES)
-    warmup = build_requests("w", warmup_events, list(range(SOURCES)), seed=3)
+    warmup = build_requests("w", BATCH * max(2 * args.clients, SOURCES), list(range(SOURCES)), 3)
     body_bytes = sum(len(r.body) for r in multi) / len(multi)
     event_bytes = len(orjson.dumps(orjson.loads(gzip.decompress(multi[0].body))[1]))
     results.settings.update(gzip_body_bytes=round(body_bytes), event_json_bytes=event_bytes)
@@ -509,6 +695,7 @@ def run(args: argparse.Namespace) -> Results:
         env = server_env(args.database_url, tmp_dir)
         step(f"recreating database {database_name(args.database_url)}")
         recreate_database(args.database_url)
+        results.machine.update(postgresql_settings(args.database_url))
         # DEBUG=false refuses to start without the key, so this one command runs with DEBUG on.
         manage({**env, "DEBUG": "true"}, "generate_signing_key", env["POSTURE_SIGNING_KEY_FILE"])
         manage(env, "migrate", "--no-input")
@@ -517,37 +704,24 @@ def run(args: argparse.Namespace) -> Results:
         step(f"starting gunicorn: {args.workers} sync workers on 127.0.0.1:{port}")
         with gunicorn(env, args.workers, port, tmp_dir / "gunicorn.log") as server:
             run_clients("warm-up", warmup, tokens, port, args.clients)
+            if args.analyze:
+                step("ANALYZE audit_event (what autovacuum would do)")
+                with psycopg.connect(args.database_url, autocommit=True) as connection:
+                    connection.execute("ANALYZE audit_event")
             for tag, name, requests in (("m", "8 sources", multi), ("s", "1 source", single)):
-                step(f"ingest, {name}: {len(requests)} requests, {args.clients} client processes")
-                figures = run_clients(name, requests, tokens, port, args.clients)
-                print(f"  {figures.events_per_second:,.0f} events/s, p95 {figures.p95_ms} ms")
-                step(f"raw COPY of the same {figures.accepted} rows")
-                copy = raw_copy(args.database_url, tag)
-                print(f"  {copy.rows_per_second:,.0f} rows/s")
                 results.scenarios.append(
-                    {
-                        **asdict(figures),
-                        "raw_copy": asdict(copy),
-                        "ratio_to_copy": round(figures.events_per_second / copy.rows_per_second, 3),
-                    }
+                    ingest_scenario(args, name, tag, requests, tokens, port, server)
                 )
             if server.poll() is not None:
                 raise BenchError(f"gunicorn died during the run:\n{tail(tmp_dir / 'gunicorn.log')}")
-        step("manage.py verify_audit")
-        report = json.loads(manage(env, "verify_audit", "--json", timeout=600))
-        if not report["ok"]:
-            raise BenchError(f"the ledger does not verify: {report}")
         expected = sum(r.events for r in multi + single + warmup)
-        if report["events_checked"] != expected:
-            checked = report["events_checked"]
-            raise BenchError(f"verify checked {checked} events; {expected} were sent")
-        results.verify = {
-            "events": report["events_checked"],
-            "seconds": report["seconds"],
-            "events_per_second": report["events_per_second"],
-        }
+        results.verify = verify_ledger(env, expected)
     results.bars = bars(results)
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# The report.
 
 
 def bars(results: Results) -> list[dict]:
@@ -572,17 +746,25 @@ def bars(results: Results) -> list[dict]:
     ]
 
 
-def step(message: str) -> None:
-    print(f"-- {message}", flush=True)
-
-
 def print_report(results: Results) -> None:
     s = results.settings
+    code = results.code
+    changed = f", {len(code['changed_files'])} files changed since" if code["changed_files"] else ""
+    print(f"\nCode: commit {code['commit']}{changed}")
     print(
-        f"\nIngest: {s['gunicorn_workers']} gunicorn sync workers, {s['client_processes']} client "
+        f"Ingest: {s['gunicorn_workers']} gunicorn sync workers, {s['client_processes']} client "
         f"processes, {s['events_per_scenario']:,} events a scenario in batches of {s['batch']} "
-        f"(~{s['event_json_bytes']} B an event), {results.machine['cpus']} CPUs\n"
+        f"(~{s['event_json_bytes']} B an event), {results.machine['cpus']} CPUs"
     )
+    m = results.machine
+    print(
+        f"PostgreSQL {m['postgresql_server_version']}, shared_buffers "
+        f"{m['postgresql_shared_buffers']}, autovacuum {m['postgresql_autovacuum']}, "
+        f"ANALYZE after warm-up: {'yes' if s['analyze_after_warmup'] else 'no'}"
+    )
+    if m.get("cpu_busy_before_start") is not None:
+        print(f"CPUs busy before the start (other work): {m['cpu_busy_before_start']:.0%}")
+    print()
     header = f"{'scenario':<11}{'events/s':>10}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
     header += f"{'raw COPY rows/s':>17}{'ratio':>7}"
     print(header)
@@ -591,6 +773,14 @@ def print_report(results: Results) -> None:
         print(
             f"{sc['name']:<11}{sc['events_per_second']:>10,}{sc['p50_ms']:>8.1f}{sc['p95_ms']:>8.1f}"
             f"{sc['p99_ms']:>8.1f}{sc['raw_copy']['rows_per_second']:>17,}{sc['ratio_to_copy']:>7.0%}"
+        )
+    print("\nCPU µs an event: gunicorn, PostgreSQL, clients; other work on the machine meanwhile")
+    for sc in results.scenarios:
+        cpu = sc["cpu_us_per_event"]
+        print(
+            f"{sc['name']:<11}server {cpu['server']:5.1f}  postgresql {cpu['postgresql']:5.1f}  "
+            f"clients {cpu['clients']:4.1f}  other {cpu['other']:5.1f} "
+            f"({sc['other_cpu_share']:.0%} of the CPUs)"
         )
     verify = results.verify
     print(
@@ -616,7 +806,12 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=240_000, help="events per scenario")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
-    parser.add_argument("--clients", type=int, default=4, help="client processes sending at once")
+    parser.add_argument("--clients", type=int, default=3, help="client processes sending at once")
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE audit_event after the warm-up, as autovacuum would (it may be off here)",
+    )
     parser.add_argument("--time-limit", type=int, default=900, help="abort after this many seconds")
     args = parser.parse_args()
     if args.events < BATCH * SOURCES or args.workers < 1 or args.clients < 1:
