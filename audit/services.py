@@ -144,6 +144,7 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             else set()
         )
         first_seq = seq + 1
+        source_id, source_name = source.pk, source.name
         rows = []
         for record in records:
             if record.event_id in stored:
@@ -153,11 +154,11 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
                 event_bytes=record.event_bytes,
                 received_at=received_text,
                 seq=seq,
-                source=source.name,
+                source=source_name,
             )
             digest = chain_hash(prev_hash, canonical)
             rows.append(
-                (source.pk, seq, received_at, prev_hash, digest, canonical, *record.columns)
+                (source_id, seq, received_at, prev_hash, digest, canonical, *record.columns)
             )
             prev_hash = digest
         if rows:
