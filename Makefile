@@ -3,8 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
-# Local development defaults; production sets DEBUG=false, SECRET_KEY and the signing key.
-export DEBUG ?= true
+# DEBUG defaults to true in settings; production sets DEBUG=false, SECRET_KEY and the signing key.
 
 .PHONY: install demo serve test test-sqlite test-postgres lint format bench clean
 

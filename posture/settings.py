@@ -1,7 +1,8 @@
 """Posture settings: one module, read from the environment.
 
-Local defaults are safe and need nothing: a SQLite file in var/ and Celery tasks run in-process.
-With DEBUG off (production) the secret key and the checkpoint signing key are required.
+A fresh clone runs with nothing set: DEBUG on, a SQLite file in var/, Celery tasks run
+in-process. Production sets DEBUG=false, and then the secret key and the checkpoint signing key
+are required (the process refuses to start without them).
 """
 
 import os
@@ -15,7 +16,7 @@ from posture.env import envbool, envint, envlist, envstr
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("POSTURE_VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = envbool("DEBUG", "false")
+DEBUG = envbool("DEBUG", "true")
 
 SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
