@@ -8,7 +8,7 @@ tests/audit/test_event_schema.py keeps the two in agreement.
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -18,6 +18,7 @@ from audit.canonical import canonical_json
 MAX_EVENT_ID = 128
 MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 32
+MAX_ERRORS_PER_EVENT = 20
 MAX_INT = 2**63 - 1
 
 SOURCE_KINDS = (
@@ -119,13 +120,19 @@ class EventError(NamedTuple):
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """An RFC 3339 timestamp with an offset, or None when `value` is not one."""
+    """An RFC 3339 timestamp with an offset, or None when `value` is not one.
+
+    The instant must also exist in UTC within years 1 to 9999 (what Python and the database
+    can read back): 9999-12-31T23:59:59-01:00 is not one.
+    """
     if not isinstance(value, str) or not _RFC3339.match(value):
         return None
     try:
-        return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
-    except ValueError:
+        moment = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+    return moment
 
 
 def _depth_exceeds(value: object, limit: int) -> bool:
@@ -174,7 +181,9 @@ def _text(limit: int, *, minimum: int = 0) -> Check:
     )
 
     def check(value: object) -> str | None:
-        return None if isinstance(value, str) and minimum <= len(value) <= limit else message
+        if isinstance(value, str) and minimum <= len(value) <= limit and "\x00" not in value:
+            return None
+        return message
 
     return check
 
@@ -261,7 +270,7 @@ def validate_event(
     if not isinstance(raw, dict):
         return EventError(index, None, {"event": "must be a JSON object"})
     kind = raw.get("kind")
-    checks = _CHECKS_BY_KIND.get(kind, _CORE_CHECKS)  # type: ignore[arg-type]
+    checks = _CHECKS_BY_KIND.get(kind, _CORE_CHECKS) if isinstance(kind, str) else _CORE_CHECKS
     errors: dict[str, str] = {}
     for key, value in raw.items():
         check = checks.get(key)
@@ -270,8 +279,9 @@ def validate_event(
         elif value is None:
             errors[key] = "null is not a value here; leave the field out"
         elif type(check) is int:
-            if type(value) is not str or len(value) > check:
-                errors[key] = f"a string of at most {check} characters"
+            # NUL: PostgreSQL text cannot hold it (attributes can: they are only in the bytes).
+            if type(value) is not str or len(value) > check or "\x00" in value:
+                errors[key] = f"a string of at most {check} characters, without NUL"
         elif type(check) is tuple:
             if value not in check:
                 errors[key] = f"one of {', '.join(check)}"
@@ -289,7 +299,7 @@ def validate_event(
     for position, name in zip(_TIMESTAMP_POSITIONS, TIMESTAMP_FIELDS, strict=True):
         if columns[position] is None and name in raw:
             errors[name] = "an RFC 3339 time with an offset"
-    if kind in _CHECKS_BY_KIND:
+    if checks is not _CORE_CHECKS:
         _validate_kind_fields(raw, kind, errors)
     event_id = raw.get("event_id")
     if not errors:
@@ -306,6 +316,10 @@ def validate_event(
             if problem is not None:
                 errors["attributes"] = problem
     if errors:
+        if len(errors) > MAX_ERRORS_PER_EVENT:  # keep the reply small for any input
+            shown = dict(list(errors.items())[:MAX_ERRORS_PER_EVENT])
+            shown["..."] = f"{len(errors) - MAX_ERRORS_PER_EVENT} more fields are wrong"
+            errors = shown
         return EventError(index, event_id if isinstance(event_id, str) else None, errors)
     return EventRecord(event_id, event_bytes, tuple(columns))
 

@@ -36,6 +36,8 @@ def decompress_limited(body: bytes, *, max_bytes: int) -> bytes:
         raise IngestRejected(400, "bad_gzip", f"body is not valid gzip: {error}") from None
     if not decompressor.eof:
         raise IngestRejected(400, "bad_gzip", "gzip body is truncated")
+    if decompressor.unused_data:
+        raise IngestRejected(400, "bad_gzip", "data after the end of the gzip stream")
     if len(data) > max_bytes:
         raise IngestRejected(413, "too_large", f"decompressed body exceeds {max_bytes} bytes")
     return data

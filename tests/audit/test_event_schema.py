@@ -68,13 +68,15 @@ VALID = {
     },
 }
 
-# Rules JSON Schema cannot state: calendar validity, sizes in bytes, nesting depth, and
-# one field compared with another. The validator enforces them; the schema documents them.
+# Rules JSON Schema cannot state: calendar validity and range, sizes in bytes, nesting depth,
+# and one field compared with another. The validator enforces them; the schema documents them.
 NOT_EXPRESSIBLE = {
     "impossible date",
     "attributes too big",
     "attributes nested too deep",
     "inventory covered above total",
+    "time after year 9999 in UTC",
+    "time before year 1 in UTC",
 }
 
 

@@ -64,6 +64,12 @@ BODIES = {
         400,
         "bad_gzip",
     ),
+    "data after the gzip stream": (
+        gzip.compress(orjson.dumps(ONE_GOOD)) + b"trailing",
+        {"HTTP_CONTENT_ENCODING": "gzip"},
+        400,
+        "bad_gzip",
+    ),
     "truncated gzip": (
         gzip.compress(orjson.dumps(ONE_GOOD))[:-10],
         {"HTTP_CONTENT_ENCODING": "gzip"},
@@ -114,6 +120,15 @@ BAD_EVENTS = {
     "date-only occurred_at": (event(1, occurred_at="2026-11-01"), "occurred_at"),
     "impossible date": (event(1, occurred_at="2026-02-30T10:00:00Z"), "occurred_at"),
     "occurred_at a number": (event(1, occurred_at=1767225600), "occurred_at"),
+    "time after year 9999 in UTC": (
+        event(1, occurred_at="9999-12-31T23:59:59-01:00"),
+        "occurred_at",
+    ),
+    "time before year 1 in UTC": (event(1, detected_at="0001-01-01T00:00:00+01:00"), "detected_at"),
+    "kind a list": (event(1, kind=["decision"]), "kind"),
+    "kind an object": (event(1, kind={"a": 1}), "kind"),
+    "NUL in a typed string": (event(1, reason="a\x00b"), "reason"),
+    "NUL in the event id": (event(1, event_id="a\x00b"), "event_id"),
     "unknown top-level field": (event(1, cluster="eu-1"), "cluster"),
     "bad outcome": (event(1, outcome="maybe"), "outcome"),
     "bad mode": (event(1, mode="strict"), "mode"),
@@ -182,6 +197,18 @@ def test_attributes_nested_deeper_than_the_serialiser_goes_are_refused(source_cl
     assert Event.objects.count() == 0
 
 
+def test_errors_of_one_event_are_capped_so_the_reply_stays_small(source_client):
+    flooded = event(1, **{f"unknown_{n}": n for n in range(500)})
+
+    response = post_events(source_client, [flooded])
+
+    errors = response.json()["events"][0]["errors"]
+    assert response.status_code == 400
+    assert len(errors) == 21
+    assert errors["..."] == "480 more fields are wrong"
+    assert len(response.content) < 4000
+
+
 def test_the_error_lists_every_bad_event_with_its_fields(source_client):
     batch = [event(1, outcome="nope"), event(2), event(3, latency_ms=-2, mode="x")]
 
@@ -221,14 +248,19 @@ def test_an_unknown_token_is_refused(db):
     assert Event.objects.count() == 0
 
 
-def test_a_token_writes_only_to_its_own_source(source_client, source):
+def test_each_token_writes_to_its_own_source_only(source_client, source):
     other = source_create(name="kyverno-staging", kind="kyverno", environment="staging")
-    source_token_create(source=other)
+    other_client = APIClient()
+    other_client.credentials(HTTP_AUTHORIZATION=f"Bearer {source_token_create(source=other)[1]}")
 
-    post_events(source_client, ONE_GOOD)
+    post_events(source_client, [event(1), event(2)])
+    post_events(other_client, [event(3)])
 
-    assert Event.objects.filter(source=other).count() == 0
-    assert Event.objects.get().source == source
+    assert sorted(Event.objects.filter(source=source).values_list("event_id", flat=True)) == [
+        "evt-1",
+        "evt-2",
+    ]
+    assert list(Event.objects.filter(source=other).values_list("event_id", flat=True)) == ["evt-3"]
 
 
 def test_a_revoked_token_is_refused(source):
