@@ -6,7 +6,7 @@ afterwards (triggers in migration 0002).
 
 from django.db import models
 
-ZERO_HASH = "0" * 64
+from audit.canonical import GENESIS_HASH
 
 
 class SourceKind(models.TextChoices):
@@ -59,7 +59,7 @@ class ChainHead(models.Model):
         Source, on_delete=models.PROTECT, primary_key=True, related_name="head"
     )
     seq = models.BigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default=ZERO_HASH)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -185,6 +185,7 @@ def checkpoint_create(*, force: bool = False) -> Checkpoint | None:
     each chain is re-hashed and must link to the previously signed head.
     """
     with transaction.atomic():
+        storage.checkpoint_lock()
         last = Checkpoint.objects.order_by("-number").first()
         heads = list(
             ChainHead.objects.select_related("source").filter(seq__gt=0).order_by("source__name")

@@ -107,6 +107,16 @@ def existing_event_ids(source_id: int, event_ids: list[str]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
+CHECKPOINT_LOCK_KEY = 7_402_215  # any constant; names the advisory lock below
+
+
+def checkpoint_lock() -> None:
+    """Serialise checkpoint creation until the transaction ends (SQLite: writers already are)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHECKPOINT_LOCK_KEY])
+
+
 def chain_head_lock(source_id: int) -> tuple[int, str]:
     """Lock one source's chain head until the transaction ends; give its (seq, hash).
 

@@ -24,7 +24,7 @@ from audit.signing import signature_valid, trusted_public_keys
 
 FETCH_SIZE = 2000
 _ROW_COLUMNS = ("seq", "event_id", "prev_hash", "hash", "canonical", "received_at", *TYPED_FIELDS)
-_TYPED_OFFSET = 6
+_TYPED_OFFSET = len(_ROW_COLUMNS) - len(TYPED_FIELDS)
 
 
 @dataclass(frozen=True)

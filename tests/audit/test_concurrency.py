@@ -57,3 +57,35 @@ def test_threads_ingesting_into_one_source_build_one_chain(source, source_token)
     report = ledger_verify()
     assert report.ok, report.as_dict()
     assert report.events_checked == total
+
+
+def test_checkpoints_requested_at_once_form_one_signed_sequence(source_client):
+    from audit.models import Checkpoint
+    from audit.services import checkpoint_create
+
+    post_events_batch = [event(n) for n in range(1, 11)]
+    source_client.post(
+        "/api/v1/events", data=orjson.dumps(post_events_batch), content_type="application/json"
+    )
+    failures: list[Exception] = []
+    start = threading.Barrier(4)
+
+    def sign() -> None:
+        start.wait()
+        try:
+            for _ in range(3):
+                checkpoint_create(force=True)
+        except Exception as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sign) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert list(Checkpoint.objects.values_list("number", flat=True)) == list(range(1, 13))
+    assert ledger_verify().ok
