@@ -78,13 +78,13 @@ def _executemany_rows(rows: Sequence[tuple]) -> None:
         cursor.executemany(sql, [_sqlite_row(row) for row in rows])
 
 
-def _sqlite_time(moment: datetime) -> str:
+def sqlite_time(moment: datetime) -> str:
     # Django's SQLite backend stores datetimes as naive UTC text; match what the ORM writes.
     return str(moment.astimezone(UTC).replace(tzinfo=None))
 
 
 def _sqlite_row(row: tuple) -> tuple:
-    return tuple(_sqlite_time(value) if isinstance(value, datetime) else value for value in row)
+    return tuple(sqlite_time(value) if isinstance(value, datetime) else value for value in row)
 
 
 def existing_event_ids(source_id: int, event_ids: list[str]) -> set[str]:
@@ -134,5 +134,5 @@ def chain_head_move(source_id: int, *, seq: int, digest: str, at: datetime) -> N
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE audit_chainhead SET seq = %s, hash = %s, updated_at = %s WHERE source_id = %s",
-            [seq, digest, at if connection.vendor == "postgresql" else _sqlite_time(at), source_id],
+            [seq, digest, at if connection.vendor == "postgresql" else sqlite_time(at), source_id],
         )

@@ -12,19 +12,22 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 from django.db import connection, connections, transaction
 
+from audit import storage
 from audit.canonical import GENESIS_HASH
-from audit.events import TYPED_FIELDS, typed_columns
+from audit.events import TIMESTAMP_FIELDS, TYPED_FIELDS, typed_columns
 from audit.models import ChainHead, Checkpoint, Source
 from audit.signing import signature_valid, trusted_public_keys
 
 FETCH_SIZE = 2000
 _ROW_COLUMNS = ("seq", "event_id", "prev_hash", "hash", "canonical", "received_at", *TYPED_FIELDS)
 _TYPED_OFFSET = len(_ROW_COLUMNS) - len(TYPED_FIELDS)
+_TIME_COLUMNS = ("received_at", *TIMESTAMP_FIELDS)
+_TIME_POSITIONS = tuple(TYPED_FIELDS.index(name) for name in TIMESTAMP_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,12 @@ def _rows(source_id: int, after_seq: int, until_seq: int | None) -> Iterator[tup
 
     One query rather than pages, so a stale query plan can cost one sort, never one per page.
     """
-    columns = ", ".join(f'"{name}"' for name in _ROW_COLUMNS)
+    text_times = connection.vendor == "sqlite"
+    columns = ", ".join(
+        # SQLite keeps times as text and compares them as text: check that text exactly.
+        f'CAST("{name}" AS TEXT)' if text_times and name in _TIME_COLUMNS else f'"{name}"'
+        for name in _ROW_COLUMNS
+    )
     until = " AND seq <= %s" if until_seq is not None else ""
     sql = (
         f"SELECT {columns} FROM audit_event WHERE source_id = %s AND seq > %s{until} "  # noqa: S608
@@ -121,36 +129,44 @@ def _own_time(value: object) -> datetime | None:
         return None
 
 
-def _as_utc(value: object) -> object:
-    """Backends without time zones (SQLite) return naive UTC datetimes."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _as_text(moment: datetime | None) -> str | None:
+    return None if moment is None else storage.sqlite_time(moment)
 
 
-def _column_mismatch(row: tuple, record: dict, source_name: str) -> str | None:
-    """The first typed column that disagrees with the hashed record, if any."""
+def _column_mismatch(row: tuple, record: dict, source_name: str, text_times: bool) -> str | None:
+    """The first typed column that disagrees with the hashed record, if any.
+
+    `text_times`: the row holds times as the text SQLite stores, not as datetimes.
+    """
     if record.get("v") != 1 or record.get("source") != source_name:
         return "hashed record names another source or format"
     if record.get("seq") != row[0]:
         return f"hashed record says seq {record.get('seq')}"
-    if _as_utc(row[5]) != _own_time(record.get("received_at")):
+    received_at = _own_time(record.get("received_at"))
+    if row[5] != (_as_text(received_at) if text_times else received_at):
         return "received_at column differs from the hashed record"
     event = record.get("event")
     if not isinstance(event, dict) or event.get("event_id") != row[1]:
         return "event_id column differs from the hashed record"
     expected = typed_columns(event)
+    if text_times:
+        for position in _TIME_POSITIONS:
+            expected[position] = _as_text(expected[position])
     if tuple(expected) == row[_TYPED_OFFSET:]:
         return None
-    # Slow path, rare: name the column, allowing for backends that return naive UTC times.
     for name, wanted, actual in zip(TYPED_FIELDS, expected, row[_TYPED_OFFSET:], strict=True):
-        if actual != wanted and _as_utc(actual) != wanted:
+        if actual != wanted:
             return f"{name} column differs from the hashed record"
     return None
 
 
 def _row_problem(
-    row: tuple, expected_seq: int, prev_hash: str, source_name: str, anchors: dict
+    row: tuple,
+    expected_seq: int,
+    prev_hash: str,
+    source_name: str,
+    anchors: dict,
+    text_times: bool,
 ) -> str | None:
     """What is wrong with one row, given the row before it; None when it is sound."""
     seq, _, stored_prev, stored_hash, canonical = row[:5]
@@ -165,7 +181,7 @@ def _row_problem(
         record = orjson.loads(canonical)
     except orjson.JSONDecodeError:
         return "stored bytes are not JSON"
-    mismatch = _column_mismatch(row, record, source_name)
+    mismatch = _column_mismatch(row, record, source_name, text_times)
     if mismatch:
         return mismatch
     anchor = anchors.get(seq)
@@ -184,11 +200,12 @@ def chain_walk(
 ) -> ChainWalk:
     """Re-hash one chain (or the part after a known link) and stop at its first bad row."""
     anchors = {head.seq: head for head in signed_heads}
+    text_times = connection.vendor == "sqlite"
     expected_seq, prev_hash, checked = after_seq + 1, after_hash, 0
     # In a transaction, PostgreSQL streams the rows instead of materialising them first.
     with transaction.atomic(), closing(_rows(source.pk, after_seq, until_seq)) as rows:
         for row in rows:
-            problem = _row_problem(row, expected_seq, prev_hash, source.name, anchors)
+            problem = _row_problem(row, expected_seq, prev_hash, source.name, anchors, text_times)
             if problem:
                 chain_break = ChainBreak(source.name, row[0], row[1], problem)
                 return ChainWalk(checked, expected_seq - 1, prev_hash, chain_break)

@@ -224,3 +224,28 @@ def test_verify_of_an_unknown_source_is_a_readable_error(ledger):
 
     with pytest.raises(CommandError, match="no source named 'nope'"):
         call_command("verify_audit", "--source", "nope")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite keeps times as text")
+def test_a_time_rewritten_as_other_text_for_the_same_instant_is_caught(ledger):
+    # SQLite compares the text, so '2026-11-01T…' would fall out of range filters unseen.
+    with guards_off():
+        raw_execute(
+            "UPDATE audit_event SET occurred_at = REPLACE(occurred_at, ' ', 'T') WHERE seq = 2"
+        )
+
+    code, out = verify()
+
+    assert code == 1
+    assert "seq=2 event_id=evt-2: occurred_at column differs from the hashed record" in out
+
+
+def test_a_time_moved_by_one_second_is_caught(ledger):
+    target = row(3)
+    with guards_off():
+        Event.objects.filter(pk=target.pk).update(occurred_at=target.occurred_at.replace(second=59))
+
+    code, out = verify()
+
+    assert code == 1
+    assert "seq=3 event_id=evt-3: occurred_at column differs from the hashed record" in out
