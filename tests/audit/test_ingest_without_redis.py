@@ -1,8 +1,10 @@
 """Ingest depends on the database alone: it succeeds while the task broker is down."""
 
 import pytest
+from kombu.exceptions import OperationalError
 
 from audit.models import Event
+from audit.tasks import ledger_verify_task
 from posture.celery import app as celery_app
 from tests.conftest import event, post_events
 
@@ -23,6 +25,10 @@ def broker_down(monkeypatch):
 
 
 def test_events_are_stored_while_the_broker_is_down(broker_down, source_client):
+    # The broker really is unreachable: anything sent to it fails.
+    with pytest.raises(OperationalError):
+        ledger_verify_task.delay(None)
+
     response = post_events(source_client, [event(n) for n in range(1, 4)])
 
     assert response.status_code == 201, response.content
