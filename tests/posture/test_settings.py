@@ -65,3 +65,18 @@ def test_deploy_checks_pass_with_production_settings(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_gunicorn_refuses_to_serve_with_debug_on():
+    environment = {key: value for key, value in os.environ.items() if key != "DEBUG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "posture.wsgi", "--bind", "127.0.0.1:0"],
+        cwd=ROOT,
+        env={**environment, "DEBUG": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "DEBUG is on under gunicorn" in result.stderr
