@@ -1,10 +1,41 @@
 """Reads of the ledger."""
 
+from datetime import UTC, datetime
 from typing import TypedDict
 
+from django.db import connection
 from django.db.models import QuerySet, Sum
 
-from audit.models import ChainHead, Checkpoint, Event, Source
+from audit import storage
+from audit.models import ChainHead, Checkpoint, Event, Source, SourceToken
+
+_USABLE_CREDENTIAL_SQL = """
+    SELECT t.id, s.id, s.name, s.kind, s.environment
+    FROM audit_sourcetoken t JOIN audit_source s ON s.id = t.source_id
+    WHERE t.token_hash = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > %s)
+"""
+
+
+def source_token_usable(*, token_hash: str) -> SourceToken | None:
+    """The unrevoked, unexpired token with this hash, its source loaded (other fields deferred).
+
+    One raw query: this runs for every ingest request, and the ORM's query building cost
+    about 1 ms of CPU there.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_USABLE_CREDENTIAL_SQL, [token_hash, storage.db_time(datetime.now(UTC))])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token_id, source_id, name, kind, environment = row
+    source = Source.from_db(
+        connection.alias,
+        ["id", "name", "kind", "environment"],
+        [source_id, name, kind, environment],
+    )
+    token = SourceToken.from_db(connection.alias, ["id", "source_id"], [token_id, source_id])
+    token.source = source
+    return token
 
 
 def events_for_list() -> QuerySet[Event]:

@@ -83,6 +83,11 @@ def sqlite_time(moment: datetime) -> str:
     return str(moment.astimezone(UTC).replace(tzinfo=None))
 
 
+def db_time(moment: datetime) -> datetime | str:
+    """A time as a raw-SQL parameter for this backend."""
+    return moment if connection.vendor == "postgresql" else sqlite_time(moment)
+
+
 def _sqlite_row(row: tuple) -> tuple:
     return tuple(sqlite_time(value) if isinstance(value, datetime) else value for value in row)
 
@@ -134,5 +139,5 @@ def chain_head_move(source_id: int, *, seq: int, digest: str, at: datetime) -> N
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE audit_chainhead SET seq = %s, hash = %s, updated_at = %s WHERE source_id = %s",
-            [seq, digest, at if connection.vendor == "postgresql" else sqlite_time(at), source_id],
+            [seq, digest, db_time(at), source_id],
         )

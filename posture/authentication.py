@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
-from audit.models import SourceToken
+from audit.selectors import source_token_usable
 from audit.services import SOURCE_TOKEN_PREFIX, token_digest
 from posture.models import PersonalToken
 from posture.services import PERSONAL_TOKEN_PREFIX
@@ -19,7 +19,7 @@ def bearer_token(request) -> str | None:
     return token.strip()
 
 
-def _usable(token: SourceToken | PersonalToken) -> bool:
+def _usable(token: PersonalToken) -> bool:
     now = datetime.now(UTC)
     return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
 
@@ -31,12 +31,8 @@ class SourceTokenAuthentication(authentication.BaseAuthentication):
         token = bearer_token(request)
         if token is None or not token.startswith(SOURCE_TOKEN_PREFIX):
             return None
-        found = (
-            SourceToken.objects.select_related("source")
-            .filter(token_hash=token_digest(token))
-            .first()
-        )
-        if found is None or not _usable(found):
+        found = source_token_usable(token_hash=token_digest(token))
+        if found is None:
             raise exceptions.AuthenticationFailed("source token is unknown, revoked or expired")
         return AnonymousUser(), found
 
