@@ -133,11 +133,11 @@ def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> Append
 
 
 def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) -> AppendResult:
-    received_at = datetime.now(UTC)
-    received_text = format_timestamp(received_at)
-    received_at = datetime.fromisoformat(received_text)
     with transaction.atomic():
         seq, prev_hash = storage.chain_head_lock(source.pk)
+        # Taken under the lock, so received_at never goes back along a chain.
+        received_text = format_timestamp(datetime.now(UTC))
+        received_at = datetime.fromisoformat(received_text)
         stored = (
             storage.existing_event_ids(source.pk, [r.event_id for r in records])
             if skip_stored
@@ -247,9 +247,13 @@ def _export_checkpoint(checkpoint: Checkpoint) -> None:
     if not folder:
         return
     path = Path(folder) / "checkpoints.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as handle:
-        handle.write(orjson.dumps(CheckpointRecord.from_model(checkpoint).as_export()) + b"\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as handle:
+            handle.write(orjson.dumps(CheckpointRecord.from_model(checkpoint).as_export()) + b"\n")
+    except OSError:
+        # The checkpoint is stored and signed; `export_checkpoints` can copy it out later.
+        logger.exception("could not append checkpoint %s to %s", checkpoint.number, path)
 
 
 def ingest_native(

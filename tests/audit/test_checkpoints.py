@@ -94,3 +94,17 @@ def test_an_auditor_creates_a_checkpoint_on_demand(source_client, people):
 
     assert response.status_code == 201
     assert Checkpoint.objects.get().number == response.json()["number"]
+
+
+def test_a_failing_export_does_not_fail_the_stored_checkpoint(
+    source_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the export folder should be")
+    settings.POSTURE_CHECKPOINT_EXPORT_DIR = str(blocker)
+    post_events(source_client, [event(1)])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        checkpoint = checkpoint_create()
+
+    assert Checkpoint.objects.get().hash == checkpoint.hash

@@ -84,3 +84,12 @@ def test_a_person_can_read_events_back(source_client, people):
     results = response.json()["results"]
     assert [r["event_id"] for r in results] == ["evt-3"]
     assert results[0]["payload"]["rule"] == "require-labels"
+
+
+def test_received_at_never_goes_back_along_a_chain(source_client):
+    for batch in range(3):
+        post_events(source_client, [event(batch * 10 + n) for n in range(5)])
+
+    times = list(Event.objects.order_by("seq").values_list("received_at", flat=True))
+
+    assert times == sorted(times)
