@@ -96,10 +96,10 @@ ALLOWED_FIELDS = {
     for kind in SOURCE_KINDS
 }
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-)
-_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\Z"
+_RFC3339 = re.compile(RFC3339_PATTERN)
+TRACE_ID_PATTERN = r"^[0-9a-f]{32}\Z"
+_TRACE_ID = re.compile(TRACE_ID_PATTERN)
 
 
 class EventRecord(NamedTuple):
@@ -271,6 +271,17 @@ def validate_event(
         return EventError(index, None, {"event": "must be a JSON object"})
     kind = raw.get("kind")
     checks = _CHECKS_BY_KIND.get(kind, _CORE_CHECKS) if isinstance(kind, str) else _CORE_CHECKS
+    return event_finish(
+        raw,
+        index,
+        errors=_field_errors(raw, checks),
+        kind=kind if checks is not _CORE_CHECKS else None,
+        default_environment=default_environment,
+    )
+
+
+def _field_errors(raw: dict, checks: dict) -> dict[str, str]:
+    """Problems of each field on its own: unknown, null, wrong type, length or value."""
     errors: dict[str, str] = {}
     for key, value in raw.items():
         check = checks.get(key)
@@ -292,6 +303,17 @@ def validate_event(
     for required in ("event_id", "kind", "occurred_at"):
         if required not in raw:
             errors[required] = "required"
+    return errors
+
+
+def event_finish(
+    raw: dict, index: int, *, errors: dict[str, str], kind: str | None, default_environment: str
+) -> EventRecord | EventError:
+    """The rules that tie fields together, then canonical bytes and typed columns.
+
+    `errors` holds the problems found in the fields one by one; `kind` is None when the kind
+    itself is not valid.
+    """
     event = raw
     if default_environment and not raw.get("environment"):
         event = {**raw, "environment": default_environment}
@@ -299,7 +321,7 @@ def validate_event(
     for position, name in zip(_TIMESTAMP_POSITIONS, TIMESTAMP_FIELDS, strict=True):
         if columns[position] is None and name in raw:
             errors[name] = "an RFC 3339 time with an offset"
-    if checks is not _CORE_CHECKS:
+    if kind is not None:
         _validate_kind_fields(raw, kind, errors)
     event_id = raw.get("event_id")
     if not errors:
@@ -353,14 +375,23 @@ def _validate_kind_fields(raw: dict, kind: str, errors: dict[str, str]) -> None:
 
 
 def validate_batch(
-    items: list, *, default_environment: str
+    items: list, *, default_environment: str, fields_checked: bool = False
 ) -> tuple[list[EventRecord], list[EventError]]:
-    """Validate every event; a repeated event_id within the batch must repeat the same event."""
+    """Validate every event; a repeated event_id within the batch must repeat the same event.
+
+    `fields_checked`: every field of every event already passed the field-by-field checks
+    (audit.fastcheck did them in C), so only the rules that tie fields together remain.
+    """
     records: list[EventRecord] = []
     errors: list[EventError] = []
     seen: dict[str, tuple[int, bytes]] = {}
     for index, raw in enumerate(items):
-        result = validate_event(raw, index, default_environment=default_environment)
+        if fields_checked:
+            result = event_finish(
+                raw, index, errors={}, kind=raw["kind"], default_environment=default_environment
+            )
+        else:
+            result = validate_event(raw, index, default_environment=default_environment)
         if isinstance(result, EventError):
             errors.append(result)
             continue

@@ -50,8 +50,9 @@ def decode_events(
     content_encoding: str,
     max_bytes: int,
     max_events: int,
-) -> list:
-    """The raw events of a native ingest body: a JSON array, or {"events": [...]}."""
+) -> tuple[bytes, list]:
+    """The JSON text (gunzipped) and raw events of a native ingest body: a JSON array, or
+    {"events": [...]}."""
     media_type = content_type.split(";")[0].strip().lower()
     if media_type != "application/json":
         raise IngestRejected(415, "unsupported_media_type", "send Content-Type: application/json")
@@ -81,4 +82,4 @@ def decode_events(
         raise IngestRejected(
             413, "too_many_events", f"{len(document)} events; at most {max_events} a request"
         )
-    return document
+    return body, document

@@ -21,6 +21,7 @@ from audit.canonical import (
     record_bytes,
 )
 from audit.events import EventRecord, validate_batch
+from audit.fastcheck import fields_acceptable
 from audit.ingest import IngestRejected, decode_events
 from audit.models import (
     ChainHead,
@@ -263,14 +264,18 @@ def ingest_native(
 
     Raises IngestRejected (nothing stored) for a body or an event that is not acceptable.
     """
-    raw_events = decode_events(
+    document, raw_events = decode_events(
         body,
         content_type=content_type,
         content_encoding=content_encoding,
         max_bytes=settings.POSTURE_INGEST_MAX_BYTES,
         max_events=settings.POSTURE_INGEST_MAX_EVENTS,
     )
-    records, errors = validate_batch(raw_events, default_environment=source.environment)
+    records, errors = validate_batch(
+        raw_events,
+        default_environment=source.environment,
+        fields_checked=fields_acceptable(document),
+    )
     if errors:
         raise IngestRejected(
             400,
