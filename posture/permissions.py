@@ -40,6 +40,15 @@ class IsSource(BasePermission):
         return isinstance(request.auth, SourceToken)
 
 
+class IsSignedInOrSource(BasePermission):
+    """Anyone with credentials: a signed-in person (any role or none) or a source token."""
+
+    message = "sign in or send a token"
+
+    def has_permission(self, request, view) -> bool:
+        return request.user.is_authenticated or isinstance(request.auth, SourceToken)
+
+
 def role_required(*roles: str) -> Callable:
     """For pages: sign-in first, then one of `roles` (all roles when none are named)."""
     wanted = roles or ROLES

@@ -38,11 +38,17 @@ from audit.signing import current_public_key, trusted_public_keys
 from audit.tasks import ledger_verify_task
 from posture.authentication import PersonalTokenAuthentication, SourceTokenAuthentication
 from posture.metrics import INGEST_EVENTS, INGEST_REJECTED_BATCHES, INGEST_SECONDS
-from posture.permissions import IsPerson, IsSource, has_role
+from posture.permissions import IsPerson, IsSignedInOrSource, IsSource, has_role
 from posture.roles import Role
 
 logger = logging.getLogger(__name__)
 
+# Endpoints that sources call as well as people.
+SOURCE_OR_PERSON_AUTHENTICATION = [
+    SourceTokenAuthentication,
+    PersonalTokenAuthentication,
+    SessionAuthentication,
+]
 EVENT_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "event.schema.json"
 VERIFIERS = (Role.AUDITOR, Role.ADMIN, Role.ONCALL)
 
@@ -57,11 +63,7 @@ class EventCursorPagination(CursorPagination):
 class EventsView(generics.ListAPIView):
     """GET: people read the ledger. POST: an enforcement point appends a batch of events."""
 
-    authentication_classes = [
-        SourceTokenAuthentication,
-        PersonalTokenAuthentication,
-        SessionAuthentication,
-    ]
+    authentication_classes = SOURCE_OR_PERSON_AUTHENTICATION
     serializer_class = EventSerializer
     pagination_class = EventCursorPagination
     filter_backends = [DjangoFilterBackend]
@@ -133,18 +135,8 @@ class EventDetailView(generics.RetrieveAPIView):
     summary="The native event schema (JSON Schema 2020-12)", responses={200: OpenApiTypes.OBJECT}
 )
 class EventSchemaView(APIView):
-    authentication_classes = [
-        SourceTokenAuthentication,
-        PersonalTokenAuthentication,
-        SessionAuthentication,
-    ]
-
-    def get_permissions(self):
-        return []
-
-    def check_permissions(self, request):
-        if request.auth is None and not request.user.is_authenticated:
-            self.permission_denied(request, message="sign in or send a token")
+    authentication_classes = SOURCE_OR_PERSON_AUTHENTICATION
+    permission_classes = [IsSignedInOrSource]
 
     def get(self, request):
         return HttpResponse(EVENT_SCHEMA_PATH.read_bytes(), content_type="application/schema+json")

@@ -4,11 +4,11 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from rest_framework.test import APIClient
 
-from audit.guards import guards_create, guards_drop
 from audit.services import source_create, source_token_create
+from tests.audit.test_tamper_detection import guards_off
 from tests.conftest import event, post_events, raw_execute
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,17 +40,11 @@ def test_parallel_walks_check_every_chain(two_sources):
 
 
 def test_parallel_walks_find_the_broken_row(two_sources):
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            raw_execute("SET LOCAL session_replication_role = replica")
-        else:
-            guards_drop(connection)
+    with transaction.atomic(), guards_off():
         raw_execute(
             "UPDATE audit_event SET rule = 'edited' WHERE seq = 12 AND source_id = "
             "(SELECT id FROM audit_source WHERE name = 'kyverno-staging')"
         )
-        if connection.vendor != "postgresql":
-            guards_create(connection)
 
     code, out = verify()
 
