@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import orjson
+import msgspec
 
 from audit.canonical import canonical_json
 
@@ -127,8 +127,13 @@ def parse_timestamp(value: object) -> datetime | None:
     """
     if not isinstance(value, str) or not _RFC3339.match(value):
         return None
+    return matched_timestamp(value)
+
+
+def matched_timestamp(text: str) -> datetime | None:
+    """The instant of a string that matches RFC3339_PATTERN, or None if it is no real instant."""
     try:
-        moment = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+        moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
         moment.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
@@ -221,7 +226,7 @@ def _attributes(value: object) -> str | None:
 def _attributes_limits(value: dict) -> str | None:
     if _depth_exceeds(value, MAX_ATTRIBUTES_DEPTH):
         return f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
-    if len(orjson.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+    if len(canonical_json(value)) > MAX_ATTRIBUTES_BYTES:
         return f"at most {MAX_ATTRIBUTES_BYTES} bytes as JSON"
     return None
 
@@ -327,7 +332,7 @@ def event_finish(
     if not errors:
         try:
             event_bytes = canonical_json(event)
-        except orjson.JSONEncodeError:  # deeper than the serialiser goes (254 levels)
+        except (msgspec.EncodeError, RecursionError):  # deeper than the serialiser goes
             errors["attributes"] = f"nested at most {MAX_ATTRIBUTES_DEPTH} levels deep"
             return EventError(index, event_id, errors)
         # Attributes within these limits cannot make the whole event longer or deeper than
@@ -375,23 +380,14 @@ def _validate_kind_fields(raw: dict, kind: str, errors: dict[str, str]) -> None:
 
 
 def validate_batch(
-    items: list, *, default_environment: str, fields_checked: bool = False
+    items: list, *, default_environment: str
 ) -> tuple[list[EventRecord], list[EventError]]:
-    """Validate every event; a repeated event_id within the batch must repeat the same event.
-
-    `fields_checked`: every field of every event already passed the field-by-field checks
-    (audit.fastcheck did them in C), so only the rules that tie fields together remain.
-    """
+    """Validate every event; a repeated event_id within the batch must repeat the same event."""
     records: list[EventRecord] = []
     errors: list[EventError] = []
     seen: dict[str, tuple[int, bytes]] = {}
     for index, raw in enumerate(items):
-        if fields_checked:
-            result = event_finish(
-                raw, index, errors={}, kind=raw["kind"], default_environment=default_environment
-            )
-        else:
-            result = validate_event(raw, index, default_environment=default_environment)
+        result = validate_event(raw, index, default_environment=default_environment)
         if isinstance(result, EventError):
             errors.append(result)
             continue

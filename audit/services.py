@@ -21,8 +21,8 @@ from audit.canonical import (
     record_bytes,
 )
 from audit.events import EventRecord, validate_batch
-from audit.fastcheck import fields_acceptable
-from audit.ingest import IngestRejected, decode_events
+from audit.fastcheck import fast_records
+from audit.ingest import IngestRejected, parse_events, read_body
 from audit.models import (
     ChainHead,
     Checkpoint,
@@ -264,27 +264,29 @@ def ingest_native(
 
     Raises IngestRejected (nothing stored) for a body or an event that is not acceptable.
     """
-    document, raw_events = decode_events(
+    document = read_body(
         body,
         content_type=content_type,
         content_encoding=content_encoding,
         max_bytes=settings.POSTURE_INGEST_MAX_BYTES,
-        max_events=settings.POSTURE_INGEST_MAX_EVENTS,
     )
-    records, errors = validate_batch(
-        raw_events,
-        default_environment=source.environment,
-        fields_checked=fields_acceptable(document),
-    )
-    if errors:
-        raise IngestRejected(
-            400,
-            "invalid_events",
-            f"{len(errors)} of {len(raw_events)} events are invalid; nothing was stored",
-            events=[error.as_dict() for error in errors[:100]],
-        )
+    max_events = settings.POSTURE_INGEST_MAX_EVENTS
+    fast = fast_records(document, default_environment=source.environment, max_events=max_events)
+    if fast is not None:
+        records, received = fast
+    else:
+        raw_events = parse_events(document, max_events=max_events)
+        records, errors = validate_batch(raw_events, default_environment=source.environment)
+        if errors:
+            raise IngestRejected(
+                400,
+                "invalid_events",
+                f"{len(errors)} of {len(raw_events)} events are invalid; nothing was stored",
+                events=[error.as_dict() for error in errors[:100]],
+            )
+        received = len(raw_events)
     result = ledger_append_batch(source=source, records=records)
-    repeated_in_batch = len(raw_events) - len(records)
+    repeated_in_batch = received - len(records)
     if repeated_in_batch:
         result = dataclasses.replace(result, duplicates=result.duplicates + repeated_in_batch)
     return result

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from django.db import connection
+from psycopg.types.string import BytesBinaryDumper
 
 from audit.events import TYPED_FIELDS
 
@@ -63,6 +64,9 @@ def _copy_rows(rows: Sequence[tuple]) -> None:
     # must surface as django.db.IntegrityError like on every other path.
     with connection.wrap_database_errors, connection.cursor() as cursor:
         raw_cursor = cursor.cursor
+        # Django's psycopg setup dumps bytea through a Python dumper (for its Binary wrapper);
+        # this COPY only sends plain bytes, which psycopg's own dumper writes in C.
+        raw_cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
         with raw_cursor.copy(
             f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
         ) as copy:

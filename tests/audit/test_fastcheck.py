@@ -1,5 +1,5 @@
-"""The C checks (audit.fastcheck) never accept what the Python checks refuse, and accept
-every valid event, so a batch is judged the same either way (no database)."""
+"""The fast path (audit.fastcheck) never accepts what the Python path refuses, takes every
+ordinary valid event, and gives byte-for-byte the records the Python path gives (no database)."""
 
 import orjson
 import pytest
@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.events import TYPED_FIELDS, validate_batch
-from audit.fastcheck import fields_acceptable
+from audit.fastcheck import fast_records
+from audit.ingest import IngestRejected, parse_events
 from tests.audit.test_event_schema import VALID
 from tests.audit.test_ingest_rejects import BAD_EVENTS
 
@@ -45,25 +46,53 @@ ODD_VALUES = st.one_of(
 )
 
 
-def judged_both_ways(items: list) -> None:
-    slow_records, slow_errors = validate_batch(items, default_environment="prod")
-    fast = fields_acceptable(orjson.dumps(items))
-    fast_records, fast_errors = validate_batch(
-        items, default_environment="prod", fields_checked=fast
-    )
-    assert bool(fast_errors) == bool(slow_errors), (items, slow_errors, fast_errors)
-    assert fast_records == slow_records
+def judged_both_ways(document: bytes) -> list | None:
+    """Both paths on one body; the fast path may decline, but never disagree."""
+    try:
+        slow_records, slow_errors = validate_batch(
+            parse_events(document, max_events=1000), default_environment="prod"
+        )
+    except IngestRejected:
+        slow_records, slow_errors = [], ["the body is refused"]
+    fast = fast_records(document, default_environment="prod", max_events=1000)
+    if fast is not None:
+        assert not slow_errors, (document, slow_errors)
+        assert fast[0] == slow_records, document
+    return fast
 
 
 @pytest.mark.parametrize("name", VALID)
 def test_valid_events_take_the_fast_path(name):
-    assert fields_acceptable(orjson.dumps([VALID[name]]))
-    judged_both_ways([VALID[name]])
+    assert judged_both_ways(orjson.dumps([VALID[name]])) is not None
 
 
 @pytest.mark.parametrize("name", [n for n, (bad, _) in BAD_EVENTS.items() if isinstance(bad, dict)])
 def test_invalid_events_are_refused_either_way(name):
-    judged_both_ways([VALID["violation"], BAD_EVENTS[name][0]])
+    assert judged_both_ways(orjson.dumps([VALID["violation"], BAD_EVENTS[name][0]])) is None
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        b'{"big": 123456789012345678901234567890}',  # orjson reads it as a float
+        b'{"large": 1e16, "small": 2.5e-7}',  # exponents, which the two write differently
+        b'{"x": 1, "x": 2}',  # a repeated key: the last one counts on both paths
+        rb'{"unicode": "\u00e9\ud83d\ude00", "escaped": "a\"b\\c\n"}',
+        b'{"u64": 18446744073709551615, "i64": -9223372036854775808, "zero": -0.0}',
+    ],
+)
+def test_awkward_json_is_judged_the_same(attributes):
+    plain = {k: v for k, v in VALID["decision with every core field"].items() if k != "attributes"}
+    event = orjson.dumps(plain)[:-1] + b',"attributes":' + attributes + b"}"
+    judged_both_ways(b"[" + event + b"]")
+
+
+def test_wrapped_batches_and_repeats_in_a_batch():
+    event = VALID["decision with every core field"]
+    fast = judged_both_ways(orjson.dumps({"events": [event, event]}))
+    assert fast is not None and len(fast[0]) == 1 and fast[1] == 2
+    other = {**event, "reason": "something else"}
+    assert judged_both_ways(orjson.dumps([event, other])) is None
 
 
 @settings(max_examples=400, deadline=None)
@@ -78,4 +107,4 @@ def test_any_mutation_is_judged_the_same_by_both(base, changes, removed):
         orjson.dumps(mutated)
     except orjson.JSONEncodeError:
         return  # not JSON (integers beyond 64 bits): cannot arrive over HTTP
-    judged_both_ways([mutated])
+    judged_both_ways(orjson.dumps([mutated]))
