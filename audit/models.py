@@ -6,6 +6,7 @@ afterwards (triggers in migration 0002).
 
 from django.db import models
 
+from audit.adapters.config import validate_adapter_config
 from audit.canonical import GENESIS_HASH
 
 
@@ -29,6 +30,11 @@ class Source(models.Model):
     heartbeat_interval_seconds = models.PositiveIntegerField(default=300)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # How the engine adapters map this source's records (docs/adapters.md), e.g. which OPA
+    # decision paths are which policy and where their outcome is.
+    adapter_config = models.JSONField(
+        default=dict, blank=True, validators=[validate_adapter_config]
+    )
 
     class Meta:
         ordering = ["name"]

@@ -82,6 +82,18 @@ MATRIX = [
         people_only(202, allowed=["auditor", "admin", "oncall"]),
     ),
     ("api-verify-run", "get", "/api/v1/ledger/verify/{run}", people_only(200)),
+    # Engine adapters: sources only. The empty form body a source sends here is not JSON, so
+    # it gets past authentication and permission to the body check (415).
+    *[
+        (name, "post", path, {**people_only(403, allowed=[]), "source": 415})
+        for name, path in [
+            ("api-ingest-opa-logs", "/api/v1/ingest/opa/logs"),
+            ("api-ingest-opa-status", "/api/v1/ingest/opa/status"),
+            ("api-ingest-gatekeeper", "/api/v1/ingest/gatekeeper"),
+            ("api-ingest-kyverno", "/api/v1/ingest/kyverno"),
+            ("api-ingest-ocsf", "/api/v1/ingest/ocsf"),
+        ]
+    ],
 ]
 
 
