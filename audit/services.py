@@ -32,6 +32,7 @@ from audit.models import (
     VerificationRun,
     VerificationStatus,
 )
+from audit.signals import events_appended
 from audit.verify import CheckpointRecord, chain_walk, ledger_verify
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,9 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
         if rows:
             storage.events_insert(rows)
             storage.chain_head_move(source.pk, seq=seq, digest=prev_hash, at=received_at)
+            transaction.on_commit(
+                lambda: events_appended.send(sender=Source, source_id=source_id), robust=True
+            )
     return AppendResult(
         accepted=len(rows),
         duplicates=len(records) - len(rows),

@@ -170,6 +170,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.ledger_verify_task",
         "schedule": envint("POSTURE_VERIFY_INTERVAL_SECONDS", "3600"),
     },
+    "rollups-catch-up": {
+        "task": "posture.tasks.rollups_catch_up_task",
+        "schedule": envint("POSTURE_ROLLUP_CATCH_UP_SECONDS", "30"),
+    },
 }
 
 # The ledger.

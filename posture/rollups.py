@@ -1,0 +1,647 @@
+"""Keeping the rollups (posture.models.rollups) in step with the ledger.
+
+Each source has a cursor: the last seq of its chain already counted. `rollups_apply` counts
+the events after it and moves it, in one transaction, so every event is counted exactly once
+however often the task runs or is retried. Decisions, the bulk of the ledger, are counted by
+the database (INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE); the other kinds are
+few and counted here in Python. `rollups_rebuild` recounts from the ledger into empty tables
+with the same code, so both paths give the same numbers.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from django.db import connection, transaction
+
+from audit.models import ChainHead, Event, EventKind, Source
+from audit.storage import db_time
+from posture.models import (
+    DecisionDaily,
+    DecisionHourly,
+    DeploymentHourly,
+    HeartbeatHourly,
+    InventoryHourly,
+    RemediationHourly,
+    RollupCursor,
+    Rule,
+    SequenceHourly,
+    TriageState,
+    ViolationEpisode,
+    ViolationHourly,
+)
+from posture.models.rollups import LATENCY_COLUMNS, LEAD_TIME_COLUMNS, TTD_COLUMNS
+from posture.sli import (
+    LATENCY_BOUNDS_MS,
+    LEAD_TIME_BOUNDS_MINUTES,
+    TTD_BOUNDS_SECONDS,
+    histogram_bucket,
+)
+
+logger = logging.getLogger(__name__)
+
+# Events counted in one transaction; a longer backlog takes several.
+CHUNK = 20_000
+MIN_SLOT_SECONDS = 60
+DERIVED_MODELS = (
+    DecisionHourly,
+    DecisionDaily,
+    ViolationHourly,
+    ViolationEpisode,
+    RemediationHourly,
+    DeploymentHourly,
+    InventoryHourly,
+    HeartbeatHourly,
+    SequenceHourly,
+    TriageState,
+)
+
+
+def rollups_apply(*, source_id: int, chunk: int = CHUNK) -> int:
+    """Count the source's events past its cursor, a chunk at a time; how many were counted."""
+    counted = 0
+    while True:
+        step = _apply_chunk(source_id, chunk)
+        counted += step
+        if step < chunk:
+            return counted
+
+
+def rollups_apply_all() -> int:
+    """Catch every source up (the periodic job: covers enqueues lost while a broker was down)."""
+    return sum(rollups_apply(source_id=pk) for pk in Source.objects.values_list("pk", flat=True))
+
+
+def _apply_chunk(source_id: int, chunk: int) -> int:
+    with transaction.atomic():
+        RollupCursor.objects.get_or_create(source_id=source_id)
+        cursor = RollupCursor.objects.select_for_update().get(source_id=source_id)
+        head = ChainHead.objects.filter(source_id=source_id).values_list("seq", flat=True).first()
+        if head is None or head <= cursor.seq:
+            return 0
+        after, upto = cursor.seq, min(head, cursor.seq + chunk)
+        _count_range(source_id, after, upto)
+        cursor.seq = upto
+        cursor.save(update_fields=["seq", "updated_at"])
+    return upto - after
+
+
+def _count_range(source_id: int, after: int, upto: int, since: datetime | None = None) -> None:
+    """Add the events (after, upto] of one chain to the rollups (those from `since` on, if set)."""
+    span = (source_id, after, upto)
+    _rules_register(span)
+    _decisions_add(span, since)
+    _sequences_add(span, since)
+    _others_add(span, since)
+
+
+@dataclass(frozen=True)
+class RollupLag:
+    events_behind: int
+    seconds_behind: float
+
+
+def rollup_lag() -> RollupLag:
+    """How far the rollups trail the ledger: uncounted events, and the age of the oldest."""
+    cursors = dict(RollupCursor.objects.values_list("source_id", "seq"))
+    behind, oldest = 0, None
+    for source_id, head in ChainHead.objects.values_list("source_id", "seq"):
+        counted = cursors.get(source_id, 0)
+        if head <= counted:
+            continue
+        behind += head - counted
+        first = (
+            Event.objects.filter(source_id=source_id, seq=counted + 1)
+            .values_list("received_at", flat=True)
+            .first()
+        )
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    seconds = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+    return RollupLag(events_behind=behind, seconds_behind=max(seconds, 0.0))
+
+
+def rollups_rebuild(*, since: datetime | None = None) -> int:
+    """Recount the rollups from the ledger (from `since` on, by event time); events counted.
+
+    Holds every cursor for the whole rebuild, so no incremental run interleaves, and counts
+    each chain up to its cursor: afterwards the tables hold exactly what the incremental path
+    would have. Episodes and triage states follow whole histories, so they are always rebuilt
+    whole; they are small. `since` is taken back to the start of its UTC day, the unit of the
+    daily table.
+    """
+    if since is not None:
+        since = datetime.combine(since.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    with transaction.atomic():
+        for source_id in Source.objects.values_list("pk", flat=True):
+            RollupCursor.objects.get_or_create(source_id=source_id)
+        cursors = dict(
+            RollupCursor.objects.select_for_update().order_by("pk").values_list("source_id", "seq")
+        )
+        _rollups_delete(since)
+        counted = 0
+        for source_id, seq in sorted(cursors.items()):
+            for after in range(0, seq, CHUNK):
+                upto = min(seq, after + CHUNK)
+                _count_range(source_id, after, upto, since)
+                counted += upto - after
+    return counted
+
+
+def _rollups_delete(since: datetime | None) -> None:
+    ViolationEpisode.objects.all().delete()
+    TriageState.objects.all().delete()
+    for model in (
+        DecisionHourly,
+        ViolationHourly,
+        RemediationHourly,
+        DeploymentHourly,
+        InventoryHourly,
+        HeartbeatHourly,
+        SequenceHourly,
+    ):
+        rows = model.objects.all()
+        if since is not None:
+            rows = rows.filter(bucket__gte=since)
+        rows.delete()
+    days = DecisionDaily.objects.all()
+    if since is not None:
+        days = days.filter(day__gte=since.date())
+    days.delete()
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Counted by the database: rule registration, decisions and sequence numbers.
+#
+# Both backends take the same statements but for a few expressions. SQLite keeps times as
+# "YYYY-MM-DD HH:MM:SS[.ffffff]" text in UTC (Django's format), PostgreSQL as timestamptz
+# (Django's connections use UTC).
+
+_DIALECT = {
+    "postgresql": {
+        "hour": "date_trunc('hour', e.occurred_at)",
+        "day": "CAST(date_trunc('day', e.occurred_at) AS date)",
+        "least": "LEAST",
+        "greatest": "GREATEST",
+        "empty_json": "CAST('[]' AS jsonb)",
+    },
+    "sqlite": {
+        "hour": "strftime('%%Y-%%m-%%d %%H:00:00', e.occurred_at)",
+        "day": "date(e.occurred_at)",
+        "least": "MIN",
+        "greatest": "MAX",
+        "empty_json": "'[]'",
+    },
+}
+
+
+def _sql(name: str) -> str:
+    return _DIALECT[connection.vendor][name]
+
+
+def _execute(sql: str, params: Iterable) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+
+
+def _span_filter(since: datetime | None) -> tuple[str, list]:
+    """The WHERE clause (on alias e) of one chain's range, with its parameters' tail."""
+    if since is None:
+        return "e.source_id = %s AND e.seq > %s AND e.seq <= %s", []
+    return "e.source_id = %s AND e.seq > %s AND e.seq <= %s AND e.occurred_at >= %s", [
+        db_time(since)
+    ]
+
+
+def _rules_register(span: tuple) -> None:
+    """Register rules seen for the first time, as uncatalogued (owner and severity unknown)."""
+    where, tail = _span_filter(None)
+    now = db_time(datetime.now(UTC))
+    columns = (
+        "policy, name, title, description, severity, category, owner_team, enforcement_mode, "
+        "remediation, links, catalogued, created_at, updated_at"
+    )
+    blanks = f"'', '', '', '', '', '', '', {_sql('empty_json')}, %s, %s, %s"
+    # A policy deployment counts against its policy: the rule (policy, "").
+    for name, kinds in (
+        ("COALESCE(e.rule, '')", "('decision', 'violation', 'remediation')"),
+        ("''", "('policy_deployment')"),
+    ):
+        _execute(
+            f"INSERT INTO posture_rule ({columns}) "  # noqa: S608 (no user input in the SQL)
+            f"SELECT DISTINCT COALESCE(e.policy, ''), {name}, {blanks} FROM audit_event e "
+            f"WHERE {where} AND e.kind IN {kinds} "
+            "ON CONFLICT (policy, name) DO NOTHING",
+            [False, now, now, *span, *tail],
+        )
+
+
+def _latency_sums() -> str:
+    """One SUM per histogram bucket: bucket i holds bounds[i-1] < latency <= bounds[i]."""
+    sums = []
+    lower = None
+    for bound in (*LATENCY_BOUNDS_MS, None):
+        conditions = []
+        if lower is not None:
+            conditions.append(f"e.latency_ms > {lower!r}")
+        if bound is not None:
+            conditions.append(f"e.latency_ms <= {bound!r}")
+        sums.append(f"SUM(CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END)")
+        lower = bound
+    return ", ".join(sums)
+
+
+_DECISION_MEASURES = (
+    "decisions",
+    "enforce_expected",
+    "enforce_ok",
+    "excepted",
+    "latency_observed",
+    *LATENCY_COLUMNS,
+)
+_DECISION_SUMS = (
+    "COUNT(*), "
+    "SUM(CASE WHEN (e.mode IS NULL OR e.mode = 'enforce') AND e.enforced IS NOT NULL "
+    "THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN (e.mode IS NULL OR e.mode = 'enforce') AND e.enforced THEN 1 ELSE 0 END), "
+    # Decisions covered by an active exception: counted once exceptions exist (issue 6).
+    "0, "
+    "SUM(CASE WHEN e.latency_ms IS NOT NULL THEN 1 ELSE 0 END), " + _latency_sums()
+)
+
+
+def _decisions_add(span: tuple, since: datetime | None) -> None:
+    where, tail = _span_filter(since)
+    added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _DECISION_MEASURES)
+    measures = ", ".join(_DECISION_MEASURES)
+    join = (
+        "FROM audit_event e JOIN posture_rule r "
+        "ON r.policy = COALESCE(e.policy, '') AND r.name = COALESCE(e.rule, '') "
+        f"WHERE {where} AND e.kind = 'decision' "
+    )
+    _execute(
+        "INSERT INTO posture_decisionhourly AS t "
+        f"(bucket, source_id, rule_id, environment, service, outcome, {measures}) "
+        f"SELECT {_sql('hour')}, e.source_id, r.id, COALESCE(e.environment, ''), "
+        f"COALESCE(e.service, ''), e.outcome, {_DECISION_SUMS} {join}"
+        "GROUP BY 1, 2, 3, 4, 5, 6 "
+        "ON CONFLICT (bucket, source_id, rule_id, environment, service, outcome) "
+        f"DO UPDATE SET {added}",
+        [*span, *tail],
+    )
+    _execute(
+        "INSERT INTO posture_decisiondaily AS t "
+        f"(day, source_id, rule_id, environment, outcome, {measures}) "
+        f"SELECT {_sql('day')}, e.source_id, r.id, COALESCE(e.environment, ''), e.outcome, "
+        f"{_DECISION_SUMS} {join}"
+        "GROUP BY 1, 2, 3, 4, 5 "
+        "ON CONFLICT (day, source_id, rule_id, environment, outcome) "
+        f"DO UPDATE SET {added}",
+        [*span, *tail],
+    )
+
+
+def _sequences_add(span: tuple, since: datetime | None) -> None:
+    where, tail = _span_filter(since)
+    _execute(
+        "INSERT INTO posture_sequencehourly AS t "  # noqa: S608 (no user input in the SQL)
+        "(bucket, source_id, epoch, seq_min, seq_max, stored) "
+        f"SELECT {_sql('hour')}, e.source_id, COALESCE(e.source_epoch, ''), "
+        "MIN(e.source_seq), MAX(e.source_seq), COUNT(*) FROM audit_event e "
+        f"WHERE {where} AND e.source_seq IS NOT NULL GROUP BY 1, 2, 3 "
+        "ON CONFLICT (bucket, source_id, epoch) DO UPDATE SET "
+        f"seq_min = {_sql('least')}(t.seq_min, excluded.seq_min), "
+        f"seq_max = {_sql('greatest')}(t.seq_max, excluded.seq_max), "
+        "stored = t.stored + excluded.stored",
+        [*span, *tail],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Counted in Python: the other kinds (violations, remediations, deployments, inventory,
+# heartbeats, triage labels). Read in chain order, so ties resolve the same way every time.
+
+_OTHER_KINDS = (
+    EventKind.VIOLATION,
+    EventKind.REMEDIATION,
+    EventKind.POLICY_DEPLOYMENT,
+    EventKind.INVENTORY,
+    EventKind.HEARTBEAT,
+    EventKind.TRIAGE_LABEL,
+)
+
+
+def _others_add(span: tuple, since: datetime | None) -> None:
+    """Count the range's other kinds into hours from `since` on; episodes and triage whole."""
+    source_id, after, upto = span
+    events = list(
+        Event.objects.filter(
+            source_id=source_id, seq__gt=after, seq__lte=upto, kind__in=_OTHER_KINDS
+        ).order_by("seq")
+    )
+    if not events:
+        return
+    rules = _rule_ids(events)
+    interval = Source.objects.values_list("heartbeat_interval_seconds", flat=True).get(pk=source_id)
+    counts = _Counts(since)
+    for event in events:
+        if event.kind == EventKind.VIOLATION:
+            _violation(counts, event, rules)
+        elif event.kind == EventKind.REMEDIATION:
+            _remediation(counts, event, rules)
+        elif event.kind == EventKind.POLICY_DEPLOYMENT:
+            _deployment(counts, event, rules)
+        elif event.kind == EventKind.INVENTORY:
+            _inventory(counts, event)
+        elif event.kind == EventKind.HEARTBEAT:
+            _heartbeat(counts, event, interval)
+        else:
+            _triage(event)
+    counts.save()
+
+
+def _rule_ids(events: list[Event]) -> dict[tuple[str, str], int]:
+    pairs = {(e.policy or "", e.rule or "") for e in events}
+    pairs |= {(e.policy or "", "") for e in events if e.kind == EventKind.POLICY_DEPLOYMENT}
+    policies = {policy for policy, _ in pairs}
+    return {
+        (policy, name): pk
+        for pk, policy, name in Rule.objects.filter(policy__in=policies).values_list(
+            "pk", "policy", "name"
+        )
+        if (policy, name) in pairs
+    }
+
+
+def _payload(event: Event) -> dict:
+    return orjson.loads(bytes(event.canonical))["event"]
+
+
+class _Counts:
+    """Per-table sums of one range, keyed by each table's unique key, then upserted."""
+
+    def __init__(self, since: datetime | None) -> None:
+        self.since = since
+        self.violations: dict[tuple, dict[str, int]] = {}
+        self.remediations: dict[tuple, dict[str, int]] = {}
+        self.deployments: dict[tuple, dict[str, int]] = {}
+        self.inventory: dict[tuple, dict] = {}
+        self.heartbeats: dict[tuple, dict] = {}
+
+    def counts(self, hour: datetime) -> bool:
+        """Whether an event of this hour is counted (a rebuild from `since` skips earlier ones)."""
+        return self.since is None or hour >= self.since
+
+    def add(self, table: dict, key: tuple, **amounts: int) -> None:
+        if not self.counts(key[0]):
+            return
+        row = table.setdefault(key, {})
+        for name, amount in amounts.items():
+            row[name] = row.get(name, 0) + amount
+
+    def save(self) -> None:
+        _upsert_sums(ViolationHourly, self.violations)
+        _upsert_sums(RemediationHourly, self.remediations)
+        _upsert_sums(DeploymentHourly, self.deployments)
+        _upsert_inventory(self.inventory)
+        _upsert_heartbeats(self.heartbeats)
+
+
+def _violation(counts: _Counts, event: Event, rules: dict) -> None:
+    rule_id = rules[(event.policy or "", event.rule or "")]
+    seen_at = event.detected_at or event.occurred_at
+    key = (
+        _hour(seen_at),
+        event.source_id,
+        rule_id,
+        event.environment or "",
+        event.service or "",
+        event.severity or "",
+    )
+    if event.status == "resolved":
+        counts.add(counts.violations, key, resolved=1)
+        _episode_close(event, rule_id)
+        return
+    amounts = {"opened": 1}
+    if event.detected_at is not None:
+        seconds = max((event.detected_at - event.occurred_at).total_seconds(), 0.0)
+        amounts["ttd_observed"] = 1
+        amounts[TTD_COLUMNS[histogram_bucket(seconds, TTD_BOUNDS_SECONDS)]] = 1
+    counts.add(counts.violations, key, **amounts)
+    _episode_open(event, rule_id)
+
+
+def _episode_open(event: Event, rule_id: int) -> None:
+    open_now = ViolationEpisode.objects.filter(
+        source_id=event.source_id,
+        rule_id=rule_id,
+        resource=event.resource or "",
+        resolved_at__isnull=True,
+    )
+    if not open_now.exists():
+        ViolationEpisode.objects.create(
+            source_id=event.source_id,
+            rule_id=rule_id,
+            resource=event.resource or "",
+            environment=event.environment or "",
+            service=event.service or "",
+            severity=event.severity or "",
+            opened_at=event.occurred_at,
+        )
+
+
+def _episode_close(event: Event, rule_id: int) -> None:
+    ViolationEpisode.objects.filter(
+        source_id=event.source_id,
+        rule_id=rule_id,
+        resource=event.resource or "",
+        resolved_at__isnull=True,
+    ).update(resolved_at=event.occurred_at)
+
+
+def _remediation(counts: _Counts, event: Event, rules: dict) -> None:
+    key = (
+        _hour(event.occurred_at),
+        event.source_id,
+        rules[(event.policy or "", event.rule or "")],
+        event.environment or "",
+        event.service or "",
+        event.status or "",
+    )
+    counts.add(counts.remediations, key, remediations=1)
+
+
+def _deployment(counts: _Counts, event: Event, rules: dict) -> None:
+    payload = _payload(event)
+    key = (
+        _hour(event.occurred_at),
+        event.source_id,
+        rules[(event.policy or "", "")],
+        event.environment or "",
+    )
+    known = payload.get("attributes", {}).get("committed_at_known", True) is not False
+    committed = datetime.fromisoformat(payload["committed_at"].replace("z", "Z").replace("t", "T"))
+    if not known:
+        counts.add(counts.deployments, key, deployments=1, lead_unknown=1)
+        return
+    minutes = max((event.occurred_at - committed).total_seconds() / 60, 0.0)
+    column = LEAD_TIME_COLUMNS[histogram_bucket(minutes, LEAD_TIME_BOUNDS_MINUTES)]
+    counts.add(counts.deployments, key, deployments=1, **{column: 1})
+
+
+def _inventory(counts: _Counts, event: Event) -> None:
+    payload = _payload(event)
+    key = (_hour(event.occurred_at), event.source_id, event.environment or "", event.service or "")
+    if not counts.counts(key[0]):
+        return
+    latest = counts.inventory.get(key)
+    # The latest snapshot of the hour wins; on equal times, the later one in the chain.
+    if latest is None or event.occurred_at >= latest["observed_at"]:
+        counts.inventory[key] = {
+            "observed_at": event.occurred_at,
+            "resources_total": payload["resources_total"],
+            "resources_covered": payload["resources_covered"],
+        }
+
+
+def slot_seconds(interval_seconds: int) -> int:
+    return max(interval_seconds, MIN_SLOT_SECONDS)
+
+
+def _heartbeat(counts: _Counts, event: Event, interval: int) -> None:
+    payload = _payload(event)
+    hour = _hour(event.occurred_at)
+    if not counts.counts(hour):
+        return
+    slot = slot_seconds(interval)
+    bit = 1 << int((event.occurred_at - hour).total_seconds() // slot)
+    row = counts.heartbeats.setdefault(
+        (hour, event.source_id),
+        {"heartbeats": 0, "slot_seconds": slot, "slots_seen": 0, "dropped": []},
+    )
+    row["heartbeats"] += 1
+    row["slots_seen"] |= bit
+    if "dropped_total" in payload:
+        row["dropped"].append(payload["dropped_total"])
+
+
+def _triage(event: Event) -> None:
+    """A triage label (an internal event) names the decision it labels by its ledger id."""
+    attributes = _payload(event).get("attributes", {})
+    decision = Event.objects.filter(pk=attributes.get("event")).first()
+    if decision is None:
+        logger.warning("triage label %s names no stored event", event.pk)
+        return
+    # The decision's own chain may not be counted yet, so its rule may still be unregistered.
+    rule, _ = Rule.objects.get_or_create(
+        policy=decision.policy or "", name=decision.rule or "", defaults={"catalogued": False}
+    )
+    TriageState.objects.update_or_create(
+        event_id=decision.pk,
+        defaults={
+            "label": attributes["label"],
+            "labelled_at": event.occurred_at,
+            "labelled_by": event.subject or "",
+            "note": attributes.get("note", ""),
+            "source_id": decision.source_id,
+            "rule_id": rule.pk,
+            "occurred_at": decision.occurred_at,
+            "environment": decision.environment or "",
+            "service": decision.service or "",
+        },
+    )
+
+
+def _upsert_sums(model: type, rows: dict[tuple, dict[str, int]]) -> None:
+    if not rows:
+        return
+    key_columns = _key_columns(model)
+    measures = sorted({name for amounts in rows.values() for name in amounts})
+    added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in measures)
+    _executemany(
+        model,
+        key_columns + measures,
+        [(*key, *(amounts.get(c, 0) for c in measures)) for key, amounts in rows.items()],
+        f"DO UPDATE SET {added}",
+    )
+
+
+def _upsert_inventory(rows: dict[tuple, dict]) -> None:
+    if not rows:
+        return
+    newer = "excluded.observed_at >= t.observed_at"
+    updates = ", ".join(
+        f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE t.{c} END"
+        for c in ("resources_total", "resources_covered", "observed_at")
+    )
+    columns = ["observed_at", "resources_total", "resources_covered"]
+    _executemany(
+        InventoryHourly,
+        _key_columns(InventoryHourly) + columns,
+        [(*key, *(value[c] for c in columns)) for key, value in rows.items()],
+        f"DO UPDATE SET {updates}",
+    )
+
+
+def _upsert_heartbeats(rows: dict[tuple, dict]) -> None:
+    if not rows:
+        return
+    least, greatest = _sql("least"), _sql("greatest")
+    updates = (
+        "heartbeats = t.heartbeats + excluded.heartbeats, "
+        "slots_seen = t.slots_seen | excluded.slots_seen, "
+        f"dropped_min = {least}(COALESCE(t.dropped_min, excluded.dropped_min), "
+        "COALESCE(excluded.dropped_min, t.dropped_min)), "
+        f"dropped_max = {greatest}(COALESCE(t.dropped_max, excluded.dropped_max), "
+        "COALESCE(excluded.dropped_max, t.dropped_max))"
+    )
+    _executemany(
+        HeartbeatHourly,
+        [
+            *_key_columns(HeartbeatHourly),
+            "heartbeats",
+            "slot_seconds",
+            "slots_seen",
+            "dropped_min",
+            "dropped_max",
+        ],
+        [
+            (
+                *key,
+                value["heartbeats"],
+                value["slot_seconds"],
+                value["slots_seen"],
+                min(value["dropped"], default=None),
+                max(value["dropped"], default=None),
+            )
+            for key, value in rows.items()
+        ],
+        f"DO UPDATE SET {updates}",
+    )
+
+
+def _key_columns(model: type) -> list[str]:
+    (constraint,) = model._meta.constraints
+    return [model._meta.get_field(name).column for name in constraint.fields]
+
+
+def _executemany(model: type, columns: list[str], rows: list[tuple], on_conflict: str) -> None:
+    table = model._meta.db_table
+    key = ", ".join(_key_columns(model))
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = (
+        f"INSERT INTO {table} AS t ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({key}) {on_conflict}"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [[_param(value) for value in row] for row in rows])
+
+
+def _param(value: object) -> object:
+    return db_time(value) if isinstance(value, datetime) else value

@@ -1,0 +1,761 @@
+"""Reads of the posture domain: SLIs for a window and scope, framework status, summaries.
+
+Everything here reads the rollups (posture.models.rollups), never the raw ledger, and hands the
+summed counts to the pure formulas of posture.sli. tests/posture/test_slis_raw.py computes the
+same figures straight from the events and checks they agree.
+"""
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db.models import Case, Count, F, Max, Min, Q, Sum, When
+from django.db.models.functions import Trunc
+
+from audit.models import Source, SourceKind
+from posture import sli
+from posture.models import (
+    Control,
+    DecisionDaily,
+    DecisionHourly,
+    DeploymentHourly,
+    Framework,
+    HeartbeatHourly,
+    InventoryHourly,
+    MappingVersion,
+    RemediationHourly,
+    RuleControl,
+    Scope,
+    SequenceHourly,
+    SloTarget,
+    TriageState,
+    ViolationEpisode,
+    ViolationHourly,
+)
+from posture.models.rollups import LATENCY_COLUMNS, LEAD_TIME_COLUMNS, TTD_COLUMNS
+from posture.rollups import rollup_lag, slot_seconds
+
+DAY = "day"
+HOUR = "hour"
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows and scopes
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) in UTC, whole days or whole hours; `unit` is the step of its series."""
+
+    start: datetime
+    end: datetime
+    unit: str
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(days=1) if self.unit == DAY else timedelta(hours=1)
+
+    def buckets(self) -> list[datetime]:
+        count = int((self.end - self.start) / self.step)
+        return [self.start + i * self.step for i in range(count)]
+
+    def as_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "unit": self.unit}
+
+
+def window_last(*, days: int = 0, hours: int = 0, now: datetime | None = None) -> Window:
+    """The last `days` UTC days (today included) or the last `hours` hours (this one included)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    if days:
+        end = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
+        return Window(start=end - timedelta(days=days), end=end, unit=DAY)
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return Window(start=end - timedelta(hours=hours), end=end, unit=HOUR)
+
+
+@dataclass(frozen=True)
+class SliScope:
+    """Which part of the estate a figure covers; empty fields do not filter."""
+
+    framework: str = ""
+    control: str = ""  # "framework-slug:control-code"
+    rule: int | None = None
+    source: str = ""
+    environment: str = ""
+    service: str = ""
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in dataclasses.asdict(self).items() if value}
+
+
+class ScopeUnknown(Exception):
+    """A scope names a framework or control that does not exist."""
+
+
+def mapping_version_current() -> MappingVersion | None:
+    return MappingVersion.objects.order_by("-id").first()
+
+
+def rules_of_control(control: Control, mapping_version: MappingVersion | None) -> set[int]:
+    """Rules mapped to a control or to any control under it."""
+    codes = [control.pk]
+    frontier = [control.pk]
+    while frontier:
+        frontier = list(Control.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
+        codes += frontier
+    return set(
+        RuleControl.objects.filter(mapping_version=mapping_version, control_id__in=codes)
+        .values_list("rule_id", flat=True)
+        .distinct()
+    )
+
+
+def scope_rule_ids(scope: SliScope, mapping_version: MappingVersion | None) -> set[int] | None:
+    """The rules a scope covers, or None when it does not narrow the rules."""
+    if scope.rule is not None:
+        return {scope.rule}
+    if scope.control:
+        slug, _, code = scope.control.partition(":")
+        control = Control.objects.filter(framework__slug=slug, code=code).first()
+        if control is None:
+            raise ScopeUnknown(f"no control {code!r} in framework {slug!r}")
+        return rules_of_control(control, mapping_version)
+    if scope.framework:
+        if not Framework.objects.filter(slug=scope.framework).exists():
+            raise ScopeUnknown(f"no framework {scope.framework!r}")
+        return set(
+            RuleControl.objects.filter(
+                mapping_version=mapping_version, control__framework__slug=scope.framework
+            )
+            .values_list("rule_id", flat=True)
+            .distinct()
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts: what the rollups hold for a window and scope, by bucket
+
+
+def _zeros(n: int) -> list[int]:
+    return [0] * n
+
+
+@dataclass
+class RuleCounts:
+    """Sums of the rule-dimensioned rollups (decisions, violations, remediations, ...)."""
+
+    decisions: int = 0
+    denies: int = 0
+    enforce_expected: int = 0
+    enforce_ok: int = 0
+    excepted: int = 0
+    excepted_denies: int = 0
+    latency: list[int] = field(default_factory=lambda: _zeros(len(LATENCY_COLUMNS)))
+    violations_opened: int = 0
+    ttd: list[int] = field(default_factory=lambda: _zeros(len(TTD_COLUMNS)))
+    remediations_succeeded: int = 0
+    remediations_failed: int = 0
+    deployments: int = 0
+    lead_time: list[int] = field(default_factory=lambda: _zeros(len(LEAD_TIME_COLUMNS)))
+    triaged: int = 0
+    false_positives: int = 0
+
+    def add(self, other: "RuleCounts") -> None:
+        for item in dataclasses.fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if isinstance(mine, list):
+                for i, value in enumerate(theirs):
+                    mine[i] += value
+            else:
+                setattr(self, item.name, mine + theirs)
+
+
+@dataclass
+class SourceCounts:
+    """Sums of the source-level rollups (sequence numbers, heartbeats, inventory)."""
+
+    seq_stored: int = 0
+    seq_expected: int = 0
+    dropped: int = 0
+    slots_seen: int = 0
+    slots_expected: int = 0
+    resources_total: int = 0
+    resources_covered: int = 0
+
+
+def _bucket_key(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return datetime.combine(value, time.min, tzinfo=UTC)
+
+
+def _sums(columns: tuple[str, ...], prefix: str = "") -> dict:
+    return {f"{prefix}{column}": Sum(column) for column in columns}
+
+
+def rule_counts(
+    *, window: Window, scope: SliScope, rule_ids: set[int] | None
+) -> dict[tuple[datetime, int], RuleCounts]:
+    """Rule-dimensioned sums by (bucket of the window's unit, rule id)."""
+    counts: dict[tuple[datetime, int], RuleCounts] = defaultdict(RuleCounts)
+
+    def filtered(queryset, time_field: str, *, has_service: bool = True):
+        queryset = queryset.filter(
+            **{f"{time_field}__gte": window.start, f"{time_field}__lt": window.end}
+        )
+        if rule_ids is not None:
+            queryset = queryset.filter(rule_id__in=rule_ids)
+        if scope.source:
+            queryset = queryset.filter(source__name=scope.source)
+        if scope.environment:
+            queryset = queryset.filter(environment=scope.environment)
+        if scope.service and has_service:
+            queryset = queryset.filter(service=scope.service)
+        return queryset
+
+    def by_bucket(queryset, time_field: str):
+        return queryset.annotate(b=Trunc(time_field, window.unit, tzinfo=UTC)).values(
+            "b", "rule_id"
+        )
+
+    # Decisions: the daily table serves whole-day windows not narrowed to a service.
+    # Annotation names differ from the columns: an annotation may not shadow what it sums.
+    decision_sums = {
+        "n_decisions": Sum("decisions"),
+        "n_denies": Sum(Case(When(outcome="deny", then=F("decisions")), default=0)),
+        "n_enforce_expected": Sum("enforce_expected"),
+        "n_enforce_ok": Sum("enforce_ok"),
+        "n_excepted": Sum("excepted"),
+        "n_excepted_denies": Sum(Case(When(outcome="deny", then=F("excepted")), default=0)),
+        **_sums(LATENCY_COLUMNS, prefix="n_"),
+    }
+    if window.unit == DAY and not scope.service:
+        rows = filtered(DecisionDaily.objects, "day", has_service=False).values("day", "rule_id")
+        rows = rows.annotate(**decision_sums)
+        time_key = "day"
+    else:
+        rows = by_bucket(filtered(DecisionHourly.objects, "bucket"), "bucket")
+        rows = rows.annotate(**decision_sums)
+        time_key = "b"
+    for row in rows:
+        item = counts[(_bucket_key(row[time_key]), row["rule_id"])]
+        item.decisions += row["n_decisions"]
+        item.denies += row["n_denies"]
+        item.enforce_expected += row["n_enforce_expected"]
+        item.enforce_ok += row["n_enforce_ok"]
+        item.excepted += row["n_excepted"]
+        item.excepted_denies += row["n_excepted_denies"]
+        _add_histogram(item.latency, row, LATENCY_COLUMNS, prefix="n_")
+
+    rows = by_bucket(filtered(ViolationHourly.objects, "bucket"), "bucket")
+    for row in rows.annotate(n_opened=Sum("opened"), **_sums(TTD_COLUMNS, prefix="n_")):
+        item = counts[(_bucket_key(row["b"]), row["rule_id"])]
+        item.violations_opened += row["n_opened"]
+        _add_histogram(item.ttd, row, TTD_COLUMNS, prefix="n_")
+
+    rows = by_bucket(filtered(RemediationHourly.objects, "bucket"), "bucket")
+    rows = rows.annotate(
+        succeeded=Sum(Case(When(status="succeeded", then=F("remediations")), default=0)),
+        failed=Sum(Case(When(status="failed", then=F("remediations")), default=0)),
+    )
+    for row in rows:
+        item = counts[(_bucket_key(row["b"]), row["rule_id"])]
+        item.remediations_succeeded += row["succeeded"]
+        item.remediations_failed += row["failed"]
+
+    deployments = filtered(DeploymentHourly.objects, "bucket", has_service=False)
+    for row in by_bucket(deployments, "bucket").annotate(
+        deployments_known=Sum(F("deployments") - F("lead_unknown")),
+        **_sums(LEAD_TIME_COLUMNS, prefix="n_"),
+    ):
+        item = counts[(_bucket_key(row["b"]), row["rule_id"])]
+        item.deployments += row["deployments_known"]
+        _add_histogram(item.lead_time, row, LEAD_TIME_COLUMNS, prefix="n_")
+
+    rows = by_bucket(filtered(TriageState.objects, "occurred_at"), "occurred_at")
+    for row in rows.annotate(
+        triaged=Count("pk"), false_positives=Count("pk", filter=Q(label="false_positive"))
+    ):
+        item = counts[(_bucket_key(row["b"]), row["rule_id"])]
+        item.triaged += row["triaged"]
+        item.false_positives += row["false_positives"]
+    return counts
+
+
+def _add_histogram(into: list[int], row: dict, columns: tuple[str, ...], prefix: str = "") -> None:
+    for i, column in enumerate(columns):
+        into[i] += row[f"{prefix}{column}"] or 0
+
+
+def _sources_in_scope(scope: SliScope, rule_ids: set[int] | None, window: Window) -> set[int]:
+    """The sources whose engine-level figures (M6, M8, M9) a scope covers.
+
+    A rule scope covers the sources that reported those rules in the window.
+    """
+    sources = Source.objects.exclude(kind=SourceKind.INTERNAL)
+    if scope.source:
+        sources = sources.filter(name=scope.source)
+    if scope.environment:
+        sources = sources.filter(
+            Q(environment=scope.environment)
+            | Q(pk__in=DecisionDaily.objects.filter(environment=scope.environment).values("source"))
+        )
+    ids = set(sources.values_list("pk", flat=True))
+    if rule_ids is not None:
+        reporting = DecisionDaily.objects.filter(
+            rule_id__in=rule_ids, day__gte=window.start.date(), day__lt=window.end.date()
+        ).values_list("source_id", flat=True)
+        ids &= set(reporting)
+    return ids
+
+
+def source_counts(
+    *, window: Window, scope: SliScope, rule_ids: set[int] | None, now: datetime | None = None
+) -> dict[datetime, SourceCounts]:
+    """Engine-level sums by bucket of the window's unit."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    sources = _sources_in_scope(scope, rule_ids, window)
+    counts: dict[datetime, SourceCounts] = defaultdict(SourceCounts)
+    in_window = {"bucket__gte": window.start, "bucket__lt": window.end, "source_id__in": sources}
+
+    # M8: per (bucket, source, epoch), seen sequence numbers against the span they cover.
+    rows = (
+        SequenceHourly.objects.filter(**in_window)
+        .annotate(b=Trunc("bucket", window.unit, tzinfo=UTC))
+        .values("b", "source_id", "epoch")
+        .annotate(low=Min("seq_min"), high=Max("seq_max"), n_stored=Sum("stored"))
+    )
+    for row in rows:
+        item = counts[_bucket_key(row["b"])]
+        item.seq_stored += row["n_stored"]
+        item.seq_expected += row["high"] - row["low"] + 1
+
+    # M8 drops at the source and M9 heartbeats: per source, from its first heartbeat on.
+    first_heartbeat = dict(
+        HeartbeatHourly.objects.filter(source_id__in=sources)
+        .values("source_id")
+        .annotate(first=Min("bucket"))
+        .values_list("source_id", "first")
+    )
+    rows = HeartbeatHourly.objects.filter(**in_window).annotate(
+        b=Trunc("bucket", window.unit, tzinfo=UTC)
+    )
+    drops: dict[tuple[datetime, int], tuple[int, int]] = {}
+    for row in rows.values("b", "source_id", "slots_seen", "dropped_min", "dropped_max"):
+        key = _bucket_key(row["b"])
+        counts[key].slots_seen += row["slots_seen"].bit_count()
+        if row["dropped_max"] is not None:
+            low, high = drops.get((key, row["source_id"]), (row["dropped_min"], row["dropped_max"]))
+            drops[(key, row["source_id"])] = (
+                min(low, row["dropped_min"]),
+                max(high, row["dropped_max"]),
+            )
+    for (key, _), (low, high) in drops.items():
+        counts[key].dropped += high - low
+    intervals = dict(
+        Source.objects.filter(pk__in=first_heartbeat).values_list(
+            "pk", "heartbeat_interval_seconds"
+        )
+    )
+    for source_id, first in first_heartbeat.items():
+        slot = slot_seconds(intervals[source_id])
+        per_hour = -(-3600 // slot)
+        hour = max(first.astimezone(UTC), window.start)
+        last = min(window.end, now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        while hour < last:
+            key = hour if window.unit == HOUR else _bucket_key(hour.date())
+            # The current hour expects only the slots that have begun.
+            if hour <= now < hour + timedelta(hours=1):
+                counts[key].slots_expected += int((now - hour).total_seconds() // slot) + 1
+            else:
+                counts[key].slots_expected += per_hour
+            hour += timedelta(hours=1)
+
+    # M6: the latest inventory of each (source, environment, service) in each bucket.
+    rows = InventoryHourly.objects.filter(**in_window)
+    if scope.service:
+        rows = rows.filter(service=scope.service)
+    latest: dict[tuple, dict] = {}
+    for row in rows.annotate(b=Trunc("bucket", window.unit, tzinfo=UTC)).values(
+        "b", "source_id", "environment", "service", "observed_at", "resources_total",
+        "resources_covered",
+    ):  # fmt: skip
+        key = (_bucket_key(row["b"]), row["source_id"], row["environment"], row["service"])
+        if key not in latest or row["observed_at"] >= latest[key]["observed_at"]:
+            latest[key] = row
+    for (bucket, *_), row in latest.items():
+        counts[bucket].resources_total += row["resources_total"]
+        counts[bucket].resources_covered += row["resources_covered"]
+    return counts
+
+
+def _window_totals(counts: dict) -> RuleCounts:
+    total = RuleCounts()
+    for item in counts.values():
+        total.add(item)
+    return total
+
+
+def _source_window_totals(by_bucket: dict[datetime, SourceCounts]) -> SourceCounts:
+    """Window totals; coverage is the latest bucket's snapshot, not a sum over time."""
+    total = SourceCounts()
+    for item in by_bucket.values():
+        for name in ("seq_stored", "seq_expected", "dropped", "slots_seen", "slots_expected"):
+            setattr(total, name, getattr(total, name) + getattr(item, name))
+    with_inventory = [b for b, item in by_bucket.items() if item.resources_total]
+    if with_inventory:
+        latest = by_bucket[max(with_inventory)]
+        total.resources_total, total.resources_covered = (
+            latest.resources_total,
+            latest.resources_covered,
+        )
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def figures_from(counts: RuleCounts, engines: SourceCounts) -> list[sli.Figure]:
+    """M1-M10 (M1 at p50, p95 and p99) from summed counts."""
+    return [
+        *(sli.decision_latency(counts=counts.latency, quantile=q) for q in QUANTILES),
+        sli.enforcement_success(enforced=counts.enforce_ok, expected=counts.enforce_expected),
+        sli.deny_rate(denies=counts.denies - counts.excepted_denies, decisions=counts.decisions),
+        sli.false_positive_rate(false_positives=counts.false_positives, triaged=counts.triaged),
+        sli.deployment_lead_time(counts=counts.lead_time, quantile=0.95),
+        sli.policy_coverage(covered=engines.resources_covered, total=engines.resources_total),
+        sli.remediation_success(
+            succeeded=counts.remediations_succeeded,
+            attempts=counts.remediations_succeeded + counts.remediations_failed,
+        ),
+        sli.audit_completeness(
+            stored=engines.seq_stored,
+            missing_in_transit=engines.seq_expected - engines.seq_stored,
+            dropped_at_source=engines.dropped,
+        ),
+        sli.engine_availability(
+            intervals_seen=engines.slots_seen, intervals_expected=engines.slots_expected
+        ),
+        sli.time_to_detect(counts=counts.ttd, quantile=0.95),
+    ]
+
+
+# Which figure an SLO target applies to: M1 and M5/M10 at p95.
+def _target_figure(figure: sli.Figure) -> bool:
+    return figure.sli != "M1" or figure.name.endswith("p95")
+
+
+@dataclass(frozen=True)
+class Target:
+    target: float
+    direction: str
+    scope: str
+    scope_value: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def targets_for(scope: SliScope, targets: list[SloTarget] | None = None) -> dict[str, Target]:
+    """The SLO target of each SLI for a scope: the most specific that applies."""
+    if targets is None:
+        targets = list(SloTarget.objects.all())
+    wanted = [
+        (Scope.RULE, str(scope.rule) if scope.rule is not None else None),
+        (Scope.CONTROL, scope.control or None),
+        (Scope.FRAMEWORK, scope.framework or None),
+        (Scope.SERVICE, scope.service or None),
+        (Scope.ENVIRONMENT, scope.environment or None),
+        (Scope.SOURCE, scope.source or None),
+        (Scope.ORG, ""),
+    ]
+    found: dict[str, Target] = {}
+    by_key = {(t.sli, t.scope, t.scope_value): t for t in targets}
+    for code in sli.SLI_DIRECTION:
+        for kind, value in wanted:
+            match = by_key.get((code, kind, value)) if value is not None else None
+            if match is not None:
+                found[code] = Target(match.target, match.direction, kind, value)
+                break
+    return found
+
+
+def _judged(figures: list[sli.Figure], targets: dict[str, Target]) -> list[dict]:
+    out = []
+    for figure in figures:
+        item = {**figure.as_dict(), "target": None, "meets_target": None}
+        target = targets.get(figure.sli)
+        if target is not None and _target_figure(figure):
+            item["target"] = target.as_dict()
+            item["meets_target"] = sli.meets_target(
+                figure=figure, target=target.target, direction=target.direction
+            )
+        out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class SliReport:
+    window: Window
+    scope: SliScope
+    figures: list[dict]
+    mapping_version: str | None
+    rollup_lag_seconds: float
+
+    def as_dict(self) -> dict:
+        return {
+            "window": self.window.as_dict(),
+            "scope": self.scope.as_dict(),
+            "mapping_version": self.mapping_version,
+            "rollup_lag_seconds": round(self.rollup_lag_seconds, 1),
+            "figures": self.figures,
+        }
+
+
+def slis_report(*, window: Window, scope: SliScope, now: datetime | None = None) -> SliReport:
+    """All SLIs for one window and scope, each beside its target."""
+    mapping_version = mapping_version_current()
+    rule_ids = scope_rule_ids(scope, mapping_version)
+    counts = _window_totals(rule_counts(window=window, scope=scope, rule_ids=rule_ids))
+    engines = _source_window_totals(
+        source_counts(window=window, scope=scope, rule_ids=rule_ids, now=now)
+    )
+    return SliReport(
+        window=window,
+        scope=scope,
+        figures=_judged(figures_from(counts, engines), targets_for(scope)),
+        mapping_version=mapping_version.version if mapping_version else None,
+        rollup_lag_seconds=rollup_lag().seconds_behind,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Frameworks
+
+
+def _rule_verdict(counts: RuleCounts, targets: dict[str, Target]) -> bool | None:
+    """Whether one rule meets the targets of its rule-level SLIs (M1, M2, M3, M4, M7, M10)."""
+    figures = [
+        sli.decision_latency(counts=counts.latency, quantile=0.95),
+        sli.enforcement_success(enforced=counts.enforce_ok, expected=counts.enforce_expected),
+        sli.deny_rate(denies=counts.denies - counts.excepted_denies, decisions=counts.decisions),
+        sli.false_positive_rate(false_positives=counts.false_positives, triaged=counts.triaged),
+        sli.remediation_success(
+            succeeded=counts.remediations_succeeded,
+            attempts=counts.remediations_succeeded + counts.remediations_failed,
+        ),
+        sli.time_to_detect(counts=counts.ttd, quantile=0.95),
+    ]
+    results = [
+        sli.meets_target(
+            figure=figure,
+            target=targets[figure.sli].target,
+            direction=targets[figure.sli].direction,
+        )
+        for figure in figures
+        if figure.sli in targets
+    ]
+    return sli.rule_meets_targets(slo_results=results)
+
+
+@dataclass
+class _FrameworkMap:
+    framework: Framework
+    controls: list[Control]
+    rules_by_control: dict[int, set[int]]  # control pk -> rules mapped to it or below it
+    codes: dict[int, str]  # control pk -> code
+
+    @property
+    def rules(self) -> set[int]:
+        return set().union(*self.rules_by_control.values())
+
+
+def _framework_map(framework: Framework, mapping_version: MappingVersion | None) -> _FrameworkMap:
+    controls = list(framework.controls.order_by("position"))
+    direct: dict[int, set[int]] = defaultdict(set)
+    for control_id, rule_id in RuleControl.objects.filter(
+        mapping_version=mapping_version, control__framework=framework
+    ).values_list("control_id", "rule_id"):
+        direct[control_id].add(rule_id)
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for control in controls:
+        children[control.parent_id].append(control.pk)
+
+    below: dict[int, set[int]] = {}
+
+    def collect(pk: int) -> set[int]:
+        rules = set(direct.get(pk, ()))
+        for child in children.get(pk, ()):
+            rules |= collect(child)
+        below[pk] = rules
+        return rules
+
+    for root in children.get(None, []):
+        collect(root)
+    return _FrameworkMap(framework, controls, below, {c.pk: c.code for c in controls})
+
+
+def _rule_targets(rule_ids: set[int], targets: list[SloTarget]) -> dict[int, dict[str, Target]]:
+    return {rule_id: targets_for(SliScope(rule=rule_id), targets) for rule_id in rule_ids}
+
+
+def framework_status(*, slug: str, window: Window) -> dict:
+    """Per control: the share of mapped rules meeting their targets, violations open; and the
+    framework's compliance score over the window and as a series (docs/slis.md)."""
+    framework = Framework.objects.filter(slug=slug).first()
+    if framework is None:
+        raise ScopeUnknown(f"no framework {slug!r}")
+    mapping_version = mapping_version_current()
+    fmap = _framework_map(framework, mapping_version)
+    by_bucket = rule_counts(window=window, scope=SliScope(), rule_ids=fmap.rules)
+    targets = _rule_targets(fmap.rules, list(SloTarget.objects.all()))
+    summary = _framework_summary(fmap, by_bucket, targets, window)
+    verdicts = summary.pop("verdicts")
+    open_now = _violations_open(fmap.rules, at=window.end)
+    controls = []
+    for control in fmap.controls:
+        rules = fmap.rules_by_control.get(control.pk)
+        if not rules:
+            continue
+        status = sli.control_status(
+            rule_results=[verdicts[rule] for rule in sorted(rules)], control=control.code
+        )
+        controls.append(
+            {
+                "code": control.code,
+                "title": control.title,
+                "parent": fmap.codes.get(control.parent_id),
+                "rules": sorted(rules),
+                "status": status.as_dict(),
+                "violations_open": sum(open_now.get(rule, 0) for rule in rules),
+            }
+        )
+    return {
+        **summary,
+        "mapping_version": mapping_version.version if mapping_version else None,
+        "controls": controls,
+        "rollup_lag_seconds": round(rollup_lag().seconds_behind, 1),
+    }
+
+
+def _framework_summary(
+    fmap: "_FrameworkMap",
+    by_bucket: dict[tuple[datetime, int], RuleCounts],
+    targets: dict[int, dict[str, Target]],
+    window: Window,
+) -> dict:
+    per_rule: dict[int, RuleCounts] = defaultdict(RuleCounts)
+    for (_, rule_id), counts in by_bucket.items():
+        if rule_id in fmap.rules:
+            per_rule[rule_id].add(counts)
+    verdicts = {rule: _rule_verdict(per_rule[rule], targets[rule]) for rule in fmap.rules}
+    framework = fmap.framework
+    return {
+        "framework": {"slug": framework.slug, "name": framework.name, "version": framework.version},
+        "window": window.as_dict(),
+        "score": sli.compliance_score(controls=_leaf_statuses(fmap, verdicts)).as_dict(),
+        "series": _score_series(fmap, by_bucket, targets, window),
+        "verdicts": verdicts,
+    }
+
+
+def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
+    """Everything the executive dashboard shows: all SLIs over the window beside the window
+    before, daily series, and each framework's score and series. Reads rollups only."""
+    window = window_last(days=days, now=now)
+    previous = Window(start=window.start - (window.end - window.start), end=window.start, unit=DAY)
+    scope = SliScope()
+    targets_all = list(SloTarget.objects.all())
+    org_targets = targets_for(scope, targets_all)
+    mapping_version = mapping_version_current()
+
+    by_bucket = rule_counts(window=window, scope=scope, rule_ids=None)
+    engines_by_bucket = source_counts(window=window, scope=scope, rule_ids=None, now=now)
+    figures = figures_from(_window_totals(by_bucket), _source_window_totals(engines_by_bucket))
+    before = figures_from(
+        _window_totals(rule_counts(window=previous, scope=scope, rule_ids=None)),
+        _source_window_totals(source_counts(window=previous, scope=scope, rule_ids=None, now=now)),
+    )
+    daily_rules: dict[datetime, RuleCounts] = defaultdict(RuleCounts)
+    for (bucket, _), counts in by_bucket.items():
+        daily_rules[bucket].add(counts)
+    series = [
+        figures_from(
+            daily_rules.get(bucket, RuleCounts()), engines_by_bucket.get(bucket, SourceCounts())
+        )
+        for bucket in window.buckets()
+    ]
+    trends = []
+    for i, (figure, earlier) in enumerate(zip(_judged(figures, org_targets), before, strict=True)):
+        trends.append(
+            {
+                **figure,
+                "previous": earlier.as_dict(),
+                "series": [
+                    {"bucket": bucket.isoformat(), "value": day[i].value}
+                    for bucket, day in zip(window.buckets(), series, strict=True)
+                ],
+            }
+        )
+    frameworks = []
+    for framework in Framework.objects.order_by("name"):
+        fmap = _framework_map(framework, mapping_version)
+        targets = _rule_targets(fmap.rules, targets_all)
+        summary = _framework_summary(fmap, by_bucket, targets, window)
+        summary.pop("verdicts")
+        frameworks.append(summary)
+    return {
+        "window": window.as_dict(),
+        "mapping_version": mapping_version.version if mapping_version else None,
+        "figures": trends,
+        "frameworks": frameworks,
+        "rollup_lag_seconds": round(rollup_lag().seconds_behind, 1),
+    }
+
+
+def _leaf_statuses(fmap: _FrameworkMap, verdicts: dict[int, bool | None]) -> list:
+    """The score weighs each mapped control that has no mapped control under it once."""
+    mapped = {pk for pk, rules in fmap.rules_by_control.items() if rules}
+    parents = {c.parent_id for c in fmap.controls if c.pk in mapped}
+    return [
+        sli.control_status(
+            rule_results=[verdicts.get(rule) for rule in sorted(fmap.rules_by_control[c.pk])],
+            control=c.code,
+        )
+        for c in fmap.controls
+        if c.pk in mapped and c.pk not in parents
+    ]
+
+
+def _score_series(
+    fmap: _FrameworkMap,
+    by_bucket: dict[tuple[datetime, int], RuleCounts],
+    targets: dict[int, dict[str, Target]],
+    window: Window,
+) -> list[dict]:
+    """The compliance score of each bucket of the window, judged on that bucket alone."""
+    series = []
+    for bucket in window.buckets():
+        verdicts = {
+            rule: _rule_verdict(by_bucket[(bucket, rule)], targets[rule])
+            if (bucket, rule) in by_bucket
+            else None
+            for rule in targets
+        }
+        score = sli.compliance_score(controls=_leaf_statuses(fmap, verdicts))
+        series.append({"bucket": bucket.isoformat(), "value": score.value})
+    return series
+
+
+def _violations_open(rule_ids: set[int], *, at: datetime) -> dict[int, int]:
+    rows = (
+        ViolationEpisode.objects.filter(rule_id__in=rule_ids, opened_at__lt=at)
+        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=at))
+        .values("rule_id")
+        .annotate(n=Count("pk"))
+    )
+    return {row["rule_id"]: row["n"] for row in rows}
