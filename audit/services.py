@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +21,14 @@ from audit.canonical import (
     format_timestamp,
     record_bytes,
 )
-from audit.events import EventRecord, validate_batch
+from audit.events import EventRecord, typed_columns, validate_batch
 from audit.fastcheck import fast_records
 from audit.ingest import IngestRejected, parse_events, read_body
 from audit.models import (
     ChainHead,
     Checkpoint,
+    Event,
+    EventKind,
     Source,
     SourceKind,
     SourceToken,
@@ -177,6 +180,29 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
         head_seq=seq,
         head_hash=prev_hash,
     )
+
+
+INTERNAL_KINDS = (EventKind.EXCEPTION_TRANSITION, EventKind.TRIAGE_LABEL, EventKind.REPORT_DIGEST)
+
+
+def internal_event_append(
+    *, kind: str, subject: str, attributes: dict, **fields: str | None
+) -> Event:
+    """Append one of Posture's own events (a triage label, an exception transition, ...) to
+    the internal chain, and give the stored row. `subject` is the person who acted."""
+    if kind not in INTERNAL_KINDS:
+        raise ValueError(f"{kind!r} is not an internal event kind")
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "kind": kind,
+        "occurred_at": format_timestamp(datetime.now(UTC)),
+        "subject": subject,
+        "attributes": attributes,
+        **{name: value for name, value in fields.items() if value is not None},
+    }
+    record = EventRecord(event["event_id"], canonical_json(event), tuple(typed_columns(event)))
+    result = ledger_append_batch(source=internal_source_ensure(), records=[record])
+    return Event.objects.get(source__name=INTERNAL_SOURCE_NAME, seq=result.last_seq)
 
 
 class CheckpointRefused(Exception):

@@ -26,6 +26,7 @@ from posture.models import (
 )
 
 FRAMEWORKS_DIR = Path(__file__).resolve().parent / "data" / "frameworks"
+DEMO_CATALOGUE = Path(__file__).resolve().parent / "data" / "demo-catalogue.yaml"
 RULE_FIELDS = (
     "title",
     "description",

@@ -39,5 +39,24 @@ def metrics_text() -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest()
+        return generate_latest(registry) + _database_gauges()
+    return generate_latest() + _database_gauges()
+
+
+def _database_gauges() -> bytes:
+    """Gauges read from the database at scrape time, the same whichever process answers."""
+    from posture.rollups import rollup_lag
+
+    registry = CollectorRegistry()
+    lag = rollup_lag()
+    Gauge(
+        "posture_rollup_lag_seconds",
+        "Age of the oldest stored event not yet counted in the rollups (0 when caught up).",
+        registry=registry,
+    ).set(lag.seconds_behind)
+    Gauge(
+        "posture_rollup_lag_events",
+        "Stored events not yet counted in the rollups.",
+        registry=registry,
+    ).set(lag.events_behind)
+    return generate_latest(registry)

@@ -532,9 +532,11 @@ def _heartbeat(counts: _Counts, event: Event, interval: int) -> None:
 
 
 def _triage(event: Event) -> None:
-    """A triage label (an internal event) names the decision it labels by its ledger id."""
+    """A triage label (an internal event) names the decision it labels by chain position."""
     attributes = _payload(event).get("attributes", {})
-    decision = Event.objects.filter(pk=attributes.get("event")).first()
+    decision = Event.objects.filter(
+        source__name=attributes.get("source"), seq=attributes.get("seq")
+    ).first()
     if decision is None:
         logger.warning("triage label %s names no stored event", event.pk)
         return

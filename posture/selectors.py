@@ -538,7 +538,11 @@ def slis_report(*, window: Window, scope: SliScope, now: datetime | None = None)
 
 
 def _rule_verdict(counts: RuleCounts, targets: dict[str, Target]) -> bool | None:
-    """Whether one rule meets the targets of its rule-level SLIs (M1, M2, M3, M4, M7, M10)."""
+    """Whether one rule meets the targets of its rule-level SLIs (M1, M2, M3, M4, M7, M10).
+
+    A rule that denies much is doing its job: the deny rate is judged only against a target
+    set for that rule itself, not the organisation's (which drives the on-call burn rate).
+    """
     figures = [
         sli.decision_latency(counts=counts.latency, quantile=0.95),
         sli.enforcement_success(enforced=counts.enforce_ok, expected=counts.enforce_expected),
@@ -557,7 +561,7 @@ def _rule_verdict(counts: RuleCounts, targets: dict[str, Target]) -> bool | None
             direction=targets[figure.sli].direction,
         )
         for figure in figures
-        if figure.sli in targets
+        if figure.sli in targets and (figure.sli != "M3" or targets["M3"].scope == Scope.RULE)
     ]
     return sli.rule_meets_targets(slo_results=results)
 

@@ -1,12 +1,13 @@
-"""Writes of the posture domain: people and their API tokens."""
+"""Writes of the posture domain: people and their API tokens, triage labels."""
 
 import secrets
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, Group
 
-from audit.services import token_digest
-from posture.models import PersonalToken
+from audit.models import Event, EventKind
+from audit.services import internal_event_append, token_digest
+from posture.models import PersonalToken, TriageLabel
 from posture.roles import ROLES
 
 PERSONAL_TOKEN_PREFIX = "ptk_"  # noqa: S105 (a public prefix, not a secret)
@@ -31,3 +32,42 @@ def roles_ensure() -> None:
     """Create the role groups that are missing (run after every migrate)."""
     for name in ROLES:
         Group.objects.get_or_create(name=name)
+
+
+MAX_TRIAGE_NOTE = 2000
+
+
+class TriageRefused(Exception):
+    """A triage label that cannot be recorded; nothing was written."""
+
+
+def triage_label(*, event: Event, label: str, note: str, user: AbstractBaseUser) -> Event:
+    """Mark a denied decision as a false positive or as confirmed, with a note.
+
+    The label is a ledger event of Posture's own chain, never an edit of the decision; the
+    latest label of a decision is the one M4 counts.
+    """
+    if event.kind != EventKind.DECISION or event.outcome != "deny":
+        raise TriageRefused("only denied decisions are triaged")
+    if label not in TriageLabel.values:
+        raise TriageRefused(f"label must be one of {', '.join(TriageLabel.values)}")
+    if len(note) > MAX_TRIAGE_NOTE:
+        raise TriageRefused(f"the note is longer than {MAX_TRIAGE_NOTE} characters")
+    return internal_event_append(
+        kind=EventKind.TRIAGE_LABEL,
+        subject=user.get_username(),
+        attributes={
+            "source": event.source.name,
+            "seq": event.seq,
+            "event_id": event.event_id,
+            "event": event.pk,
+            "label": label,
+            "note": note,
+        },
+        action=label,
+        policy=event.policy,
+        rule=event.rule,
+        environment=event.environment,
+        service=event.service,
+        resource=event.resource,
+    )

@@ -7,6 +7,7 @@ from itertools import pairwise
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.test import TestCase
 
 from audit.demo import (
     DEMO_SOURCES,
@@ -35,13 +36,15 @@ def _local_demo(settings):
 
 def load_demo() -> str:
     out = io.StringIO()
-    call_command(
-        "load_demo",
-        "--days", str(SMALL["days"]),
-        "--scale", str(SMALL["scale"]),
-        "--end", END.isoformat(),
-        stdout=out,
-    )  # fmt: skip
+    # What commits trigger (the rollups) runs as after a real commit.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command(
+            "load_demo",
+            "--days", str(SMALL["days"]),
+            "--scale", str(SMALL["scale"]),
+            "--end", END.isoformat(),
+            stdout=out,
+        )  # fmt: skip
     return out.getvalue()
 
 
@@ -69,8 +72,22 @@ def output() -> str:
 def test_it_stores_every_kind_of_event_for_every_demo_source(output):
     stored = set(Event.objects.values_list("source__name", "kind").distinct())
 
-    assert stored == {(source.name, kind) for source in DEMO_SOURCES for kind in SOURCE_KINDS}
-    assert f"Loaded {Event.objects.count():,} events" in output
+    sources = {(source.name, kind) for source in DEMO_SOURCES for kind in SOURCE_KINDS}
+    assert stored == sources | {("posture", "triage_label")}
+    loaded = Event.objects.exclude(source__name="posture").count()
+    assert f"Loaded {loaded:,} events" in output
+
+
+def test_it_loads_the_catalogue_counts_rollups_and_triages_some_denies(output):
+    from posture.models import DecisionDaily, Rule, TriageState
+
+    decisions = Event.objects.filter(kind="decision").count()
+    assert sum(DecisionDaily.objects.values_list("decisions", flat=True)) == decisions
+    assert Rule.objects.filter(catalogued=True).count() >= 30
+    assert not Rule.objects.filter(catalogued=False).exclude(name="").exists()
+    labels = set(TriageState.objects.values_list("label", flat=True))
+    assert labels == {"false_positive", "confirmed"}
+    assert "On-call triaged" in output
 
 
 def test_the_loaded_ledger_verifies(output):

@@ -82,6 +82,16 @@ MATRIX = [
         people_only(202, allowed=["auditor", "admin", "oncall"]),
     ),
     ("api-verify-run", "get", "/api/v1/ledger/verify/{run}", people_only(200)),
+    ("api-slis", "get", "/api/v1/slis", people_only(200)),
+    ("api-frameworks", "get", "/api/v1/frameworks", people_only(200)),
+    ("api-framework-status", "get", "/api/v1/frameworks/soc2-2017/status", people_only(200)),
+    ("api-rules", "get", "/api/v1/rules", people_only(200)),
+    (
+        "api-event-triage",
+        "post",
+        "/api/v1/events/{event}/triage",
+        people_only(400, allowed=["engineer", "oncall", "admin"]),
+    ),
     # Engine adapters: sources only. The empty form body a source sends here is not JSON, so
     # it gets past authentication and permission to the body check (415).
     *[

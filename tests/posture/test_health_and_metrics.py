@@ -69,3 +69,25 @@ def test_metrics_refuse_a_wrong_token(settings, db):
     settings.POSTURE_METRICS_TOKEN = "scrape-secret-for-tests"
 
     assert Client(HTTP_AUTHORIZATION="Bearer wrong").get("/metrics").status_code == 401
+
+
+def test_metrics_show_how_far_the_rollups_trail_the_ledger(source_client, settings):
+    from posture.rollups import rollups_apply_all
+
+    settings.POSTURE_METRICS_TOKEN = "scrape-secret-for-tests"
+    scraper = Client(HTTP_AUTHORIZATION="Bearer scrape-secret-for-tests")
+    # Inside the test's transaction nothing commits, so the rollups are not run: 3 behind.
+    post_events(source_client, [event(1), event(2), event(3)])
+
+    behind = scraper.get("/metrics").content.decode()
+    rollups_apply_all()
+    caught_up = scraper.get("/metrics").content.decode()
+
+    def gauge(text: str, name: str) -> float:
+        (line,) = [line for line in text.splitlines() if line.startswith(name + " ")]
+        return float(line.split()[1])
+
+    assert gauge(behind, "posture_rollup_lag_events") == 3
+    assert gauge(behind, "posture_rollup_lag_seconds") > 0
+    assert gauge(caught_up, "posture_rollup_lag_events") == 0
+    assert gauge(caught_up, "posture_rollup_lag_seconds") == 0
