@@ -13,6 +13,10 @@ What it measures, in one run on one machine (client, server and PostgreSQL share
    same columns and no index, trigger or constraint: psycopg 3 binary COPY, 500 rows a
    transaction, one connection. Each ingest figure is printed next to it, with the ratio.
 4. `manage.py verify_audit` over everything ingested, in events per second.
+5. Rollups kept current meanwhile, as in production: each committed batch enqueues its
+   source's rollup on Redis and one Celery worker (solo pool) counts it; the report gives the
+   worker's CPU per event, the largest lag seen during each scenario and how long after its
+   last request the rollups had caught up (`--rollups off` runs without the worker).
 
 Each timed phase starts after a CHECKPOINT. The figures are compared with the bars of the
 ingest issue and written to bench/results/ingest-<timestamp>.json. Failing a bar is reported,
@@ -36,6 +40,7 @@ Run from the repository root (a run takes one to three minutes):
 """
 
 import argparse
+import contextlib
 import gzip
 import http.client
 import json
@@ -51,6 +56,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -79,6 +85,8 @@ BAR_SINGLE_EPS = 30_000
 BAR_COPY_RATIO = 0.40
 BAR_P95_MS = 100.0
 BAR_VERIFY_EPS = 50_000
+BAR_ROLLUP_LAG_SECONDS = 60  # "they trail the ledger by at most about a minute"
+ROLLUP_BROKER = "redis://127.0.0.1:6379/13"
 
 
 class BenchError(Exception):
@@ -328,7 +336,9 @@ def process_cpu() -> dict[int, tuple[int, int, str]]:
     return snapshot
 
 
-def cpu_split(before: dict, after: dict, server_pid: int, database: str) -> dict[str, float]:
+def cpu_split(
+    before: dict, after: dict, server_pid: int, database: str, worker_pid: int | None = None
+) -> dict[str, float]:
     """CPU seconds spent between two snapshots by the server, PostgreSQL and everything else.
 
     PostgreSQL counts whole (its shared background processes too) except backends serving
@@ -341,7 +351,8 @@ def cpu_split(before: dict, after: dict, server_pid: int, database: str) -> dict
         if ppid in ours or pid == server_pid:
             ours.add(pid)
     server = {server_pid} | {pid for pid, (_, ppid, _) in after.items() if ppid == server_pid}
-    split = {"server": 0.0, "postgresql": 0.0, "other": 0.0}
+    worker = {worker_pid} | {pid for pid, (_, ppid, _) in after.items() if ppid == worker_pid}
+    split = {"server": 0.0, "postgresql": 0.0, "rollups": 0.0, "other": 0.0}
     tick = os.sysconf("SC_CLK_TCK")
     for pid, (ticks, _, cmdline) in after.items():
         if pid in before and before[pid][2] == cmdline:
@@ -350,6 +361,8 @@ def cpu_split(before: dict, after: dict, server_pid: int, database: str) -> dict
             seconds = ticks / tick
         if pid in server:
             split["server"] += seconds
+        elif worker_pid is not None and pid in worker:
+            split["rollups"] += seconds
         elif cmdline.startswith("postgres"):
             backend = "(" in cmdline or "[local]" in cmdline
             split["other" if backend and f" {database} " not in cmdline else "postgresql"] += (
@@ -624,14 +637,26 @@ def ingest_scenario(
     tokens: list[str],
     port: int,
     server: subprocess.Popen,
+    worker: subprocess.Popen | None,
 ) -> dict:
     """One timed ingest scenario, its CPU split, and the raw COPY of the rows it stored."""
     step(f"ingest, {name}: {len(requests)} requests, {args.clients} client processes")
     checkpoint(args.database_url)
     before, clients_before = process_cpu(), children_cpu()
-    figures = run_clients(name, requests, tokens, port, args.clients)
-    cpu = cpu_split(before, process_cpu(), server.pid, database_name(args.database_url))
+    with LagSampler(args.database_url) as lag:
+        figures = run_clients(name, requests, tokens, port, args.clients)
+        if worker is not None:
+            caught_up = rollups_caught_up(args.database_url, worker)
+    worker_pid = worker.pid if worker is not None else None
+    cpu = cpu_split(before, process_cpu(), server.pid, database_name(args.database_url), worker_pid)
     cpu["clients"] = children_cpu() - clients_before
+    rollups = None
+    if worker is not None:
+        rollups = {"max_lag_seconds": lag.max_seconds, "caught_up_after_seconds": caught_up}
+        print(
+            f"  rollups: at most {lag.max_seconds:.1f} s behind; caught up "
+            f"{caught_up:.1f} s after the last request"
+        )
     figures.cpu_us_per_event = {
         key: round(seconds / figures.accepted * 1e6, 1) for key, seconds in cpu.items()
     }
@@ -641,7 +666,90 @@ def ingest_scenario(
     copy = raw_copy(args.database_url, tag)
     print(f"  {copy.rows_per_second:,} rows/s")
     ratio = round(figures.events_per_second / copy.rows_per_second, 3)
-    return {**asdict(figures), "raw_copy": asdict(copy), "ratio_to_copy": ratio}
+    return {
+        **asdict(figures),
+        "raw_copy": asdict(copy),
+        "ratio_to_copy": ratio,
+        "rollups": rollups,
+    }
+
+
+_LAG_SQL = """
+SELECT COALESCE(SUM(h.seq - COALESCE(c.seq, 0)), 0),
+       EXTRACT(EPOCH FROM now() - MIN(e.received_at))
+FROM audit_chainhead h
+LEFT JOIN posture_rollupcursor c ON c.source_id = h.source_id
+LEFT JOIN audit_event e ON e.source_id = h.source_id AND e.seq = COALESCE(c.seq, 0) + 1
+"""
+
+
+def rollup_lag(url: str) -> tuple[int, float]:
+    """(events not yet counted, age in seconds of the oldest of them), as /metrics reports."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        behind, seconds = connection.execute(_LAG_SQL).fetchone()
+    return int(behind), float(seconds or 0.0)
+
+
+class LagSampler:
+    """Samples the rollup lag every half second in a thread while a scenario runs."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.max_seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.max_seconds = max(self.max_seconds, rollup_lag(self.url)[1])
+
+    def __enter__(self) -> "LagSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def rollups_caught_up(url: str, worker: subprocess.Popen, timeout: float = 300) -> float:
+    """Seconds until every stored event is counted in the rollups."""
+    started = time.monotonic()
+    while rollup_lag(url)[0] > 0:
+        if worker.poll() is not None:
+            raise BenchError("the Celery worker died")
+        if time.monotonic() - started > timeout:
+            raise BenchError(f"the rollups were still behind after {timeout:.0f} s")
+        time.sleep(0.2)
+    return round(time.monotonic() - started, 1)
+
+
+@contextmanager
+def celery_worker(env: dict, log_path: Path):
+    """One Celery worker (solo pool) on ROLLUP_BROKER, its queue purged first."""
+    command = [sys.executable, "-m", "celery", "-A", "posture", "worker", "--pool", "solo"]
+    manage_env = {**env, "CELERY_BROKER_URL": ROLLUP_BROKER}
+    purge = [sys.executable, "-m", "celery", "-A", "posture", "purge", "-f"]
+    if subprocess.run(purge, cwd=REPO, env=manage_env, capture_output=True).returncode != 0:
+        raise BenchError(f"cannot reach Redis at {ROLLUP_BROKER} (or use --rollups off)")
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [*command, "--loglevel", "WARNING"],
+            cwd=REPO,
+            env=manage_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
 
 
 def verify_ledger(env: dict, expected: int) -> dict:
@@ -670,6 +778,7 @@ def run(args: argparse.Namespace) -> Results:
             "client_processes": args.clients,
             "database": database_name(args.database_url),
             "analyze_after_warmup": args.analyze,
+            "rollups": args.rollups,
         },
         machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         code=git_state(),
@@ -701,8 +810,17 @@ def run(args: argparse.Namespace) -> Results:
         manage(env, "migrate", "--no-input")
         tokens = create_sources(env, SOURCES)
         port = free_port()
+        if args.rollups == "worker":
+            env["CELERY_BROKER_URL"] = ROLLUP_BROKER
+            step(f"starting a Celery worker for the rollups on {ROLLUP_BROKER}")
+            worker_context = celery_worker(env, tmp_dir / "worker.log")
+        else:
+            worker_context = contextlib.nullcontext()
         step(f"starting gunicorn: {args.workers} sync workers on 127.0.0.1:{port}")
-        with gunicorn(env, args.workers, port, tmp_dir / "gunicorn.log") as server:
+        with (
+            worker_context as worker,
+            gunicorn(env, args.workers, port, tmp_dir / "gunicorn.log") as server,
+        ):
             run_clients("warm-up", warmup, tokens, port, args.clients)
             if args.analyze:
                 step("ANALYZE audit_event (what autovacuum would do)")
@@ -710,7 +828,7 @@ def run(args: argparse.Namespace) -> Results:
                     connection.execute("ANALYZE audit_event")
             for tag, name, requests in (("m", "8 sources", multi), ("s", "1 source", single)):
                 results.scenarios.append(
-                    ingest_scenario(args, name, tag, requests, tokens, port, server)
+                    ingest_scenario(args, name, tag, requests, tokens, port, server, worker)
                 )
             if server.poll() is not None:
                 raise BenchError(f"gunicorn died during the run:\n{tail(tmp_dir / 'gunicorn.log')}")
@@ -735,6 +853,16 @@ def bars(results: Results) -> list[dict]:
         ("1 source, p95 ms a request", single["p95_ms"], "<", BAR_P95_MS),
         ("verify_audit, events/s", results.verify["events_per_second"], ">=", BAR_VERIFY_EPS),
     ]
+    for scenario in results.scenarios:
+        if scenario["rollups"] is not None:
+            checks.append(
+                (
+                    f"{scenario['name']}, rollup lag s",
+                    scenario["rollups"]["max_lag_seconds"],
+                    "<",
+                    BAR_ROLLUP_LAG_SECONDS,
+                )
+            )
     return [
         {
             "bar": label,
@@ -774,13 +902,13 @@ def print_report(results: Results) -> None:
             f"{sc['name']:<11}{sc['events_per_second']:>10,}{sc['p50_ms']:>8.1f}{sc['p95_ms']:>8.1f}"
             f"{sc['p99_ms']:>8.1f}{sc['raw_copy']['rows_per_second']:>17,}{sc['ratio_to_copy']:>7.0%}"
         )
-    print("\nCPU µs an event: gunicorn, PostgreSQL, clients; other work on the machine meanwhile")
+    print("\nCPU µs an event: gunicorn, PostgreSQL, rollup worker, clients; other work meanwhile")
     for sc in results.scenarios:
         cpu = sc["cpu_us_per_event"]
         print(
             f"{sc['name']:<11}server {cpu['server']:5.1f}  postgresql {cpu['postgresql']:5.1f}  "
-            f"clients {cpu['clients']:4.1f}  other {cpu['other']:5.1f} "
-            f"({sc['other_cpu_share']:.0%} of the CPUs)"
+            f"rollups {cpu['rollups']:4.1f}  clients {cpu['clients']:4.1f}  "
+            f"other {cpu['other']:5.1f} ({sc['other_cpu_share']:.0%} of the CPUs)"
         )
     verify = results.verify
     print(
@@ -811,6 +939,12 @@ def main() -> int:
         "--analyze",
         action="store_true",
         help="ANALYZE audit_event after the warm-up, as autovacuum would (it may be off here)",
+    )
+    parser.add_argument(
+        "--rollups",
+        choices=["worker", "off"],
+        default="worker",
+        help="keep rollups current with a Celery worker on Redis, as in production (default)",
     )
     parser.add_argument("--time-limit", type=int, default=900, help="abort after this many seconds")
     args = parser.parse_args()

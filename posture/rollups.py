@@ -349,7 +349,7 @@ def _others_add(span: tuple, since: datetime | None) -> None:
         return
     rules = _rule_ids(events)
     interval = Source.objects.values_list("heartbeat_interval_seconds", flat=True).get(pk=source_id)
-    counts = _Counts(since)
+    counts = _Counts(since, _Episodes(source_id, events, rules))
     for event in events:
         if event.kind == EventKind.VIOLATION:
             _violation(counts, event, rules)
@@ -386,8 +386,9 @@ def _payload(event: Event) -> dict:
 class _Counts:
     """Per-table sums of one range, keyed by each table's unique key, then upserted."""
 
-    def __init__(self, since: datetime | None) -> None:
+    def __init__(self, since: datetime | None, episodes: "_Episodes") -> None:
         self.since = since
+        self.episodes = episodes
         self.violations: dict[tuple, dict[str, int]] = {}
         self.remediations: dict[tuple, dict[str, int]] = {}
         self.deployments: dict[tuple, dict[str, int]] = {}
@@ -406,6 +407,7 @@ class _Counts:
             row[name] = row.get(name, 0) + amount
 
     def save(self) -> None:
+        self.episodes.save()
         _upsert_sums(ViolationHourly, self.violations)
         _upsert_sums(RemediationHourly, self.remediations)
         _upsert_sums(DeploymentHourly, self.deployments)
@@ -426,7 +428,7 @@ def _violation(counts: _Counts, event: Event, rules: dict) -> None:
     )
     if event.status == "resolved":
         counts.add(counts.violations, key, resolved=1)
-        _episode_close(event, rule_id)
+        counts.episodes.close(event, rule_id)
         return
     amounts = {"opened": 1}
     if event.detected_at is not None:
@@ -434,18 +436,30 @@ def _violation(counts: _Counts, event: Event, rules: dict) -> None:
         amounts["ttd_observed"] = 1
         amounts[TTD_COLUMNS[histogram_bucket(seconds, TTD_BOUNDS_SECONDS)]] = 1
     counts.add(counts.violations, key, **amounts)
-    _episode_open(event, rule_id)
+    counts.episodes.open(event, rule_id)
 
 
-def _episode_open(event: Event, rule_id: int) -> None:
-    open_now = ViolationEpisode.objects.filter(
-        source_id=event.source_id,
-        rule_id=rule_id,
-        resource=event.resource or "",
-        resolved_at__isnull=True,
-    )
-    if not open_now.exists():
-        ViolationEpisode.objects.create(
+class _Episodes:
+    """The violation episodes one range touches: open ones read once, changes written once."""
+
+    def __init__(self, source_id: int, events: list[Event], rules: dict) -> None:
+        resources = sorted({e.resource or "" for e in events if e.kind == EventKind.VIOLATION})
+        self.current: dict[tuple[int, str], ViolationEpisode] = {}
+        for start in range(0, len(resources), 1000):
+            for episode in ViolationEpisode.objects.filter(
+                source_id=source_id,
+                resolved_at__isnull=True,
+                resource__in=resources[start : start + 1000],
+            ):
+                self.current[(episode.rule_id, episode.resource)] = episode
+        self.created: list[ViolationEpisode] = []
+        self.closed: list[ViolationEpisode] = []
+
+    def open(self, event: Event, rule_id: int) -> None:
+        key = (rule_id, event.resource or "")
+        if key in self.current:
+            return
+        episode = ViolationEpisode(
             source_id=event.source_id,
             rule_id=rule_id,
             resource=event.resource or "",
@@ -454,15 +468,20 @@ def _episode_open(event: Event, rule_id: int) -> None:
             severity=event.severity or "",
             opened_at=event.occurred_at,
         )
+        self.current[key] = episode
+        self.created.append(episode)
 
+    def close(self, event: Event, rule_id: int) -> None:
+        episode = self.current.pop((rule_id, event.resource or ""), None)
+        if episode is None:
+            return
+        episode.resolved_at = event.occurred_at
+        if episode.pk is not None:
+            self.closed.append(episode)
 
-def _episode_close(event: Event, rule_id: int) -> None:
-    ViolationEpisode.objects.filter(
-        source_id=event.source_id,
-        rule_id=rule_id,
-        resource=event.resource or "",
-        resolved_at__isnull=True,
-    ).update(resolved_at=event.occurred_at)
+    def save(self) -> None:
+        ViolationEpisode.objects.bulk_create(self.created)
+        ViolationEpisode.objects.bulk_update(self.closed, ["resolved_at"])
 
 
 def _remediation(counts: _Counts, event: Event, rules: dict) -> None:

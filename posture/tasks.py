@@ -1,6 +1,8 @@
 """Celery tasks of the posture domain: thin wrappers that call services."""
 
 import logging
+import math
+import time
 
 from celery import current_app, shared_task
 
@@ -21,6 +23,13 @@ def rollups_catch_up_task() -> int:
     return rollups_apply_all()
 
 
+# At most one enqueue a second per source from each process: the task runs no sooner than a
+# second later (countdown), after every batch this process committed in between, so it counts
+# them too. Each run then counts many batches at once.
+ENQUEUE_INTERVAL_SECONDS = 1.0
+_last_enqueued: dict[int, float] = {}
+
+
 def rollups_enqueue(*, source_id: int) -> None:
     """Ask for the source's new events to be counted. Never fails the caller: the events are
     committed, and the periodic catch-up counts them if this enqueue is lost."""
@@ -28,7 +37,13 @@ def rollups_enqueue(*, source_id: int) -> None:
         if current_app.conf.task_always_eager:
             # The embedded default has no broker: count now, in this process.
             rollups_apply(source_id=source_id)
-        else:
-            rollups_apply_task.apply_async(args=[source_id], retry=False)
+            return
+        now = time.monotonic()
+        if now - _last_enqueued.get(source_id, -math.inf) < ENQUEUE_INTERVAL_SECONDS:
+            return
+        rollups_apply_task.apply_async(
+            args=[source_id], countdown=ENQUEUE_INTERVAL_SECONDS, retry=False
+        )
+        _last_enqueued[source_id] = now
     except Exception:
         logger.warning("could not count source %s into the rollups now", source_id, exc_info=True)

@@ -150,6 +150,12 @@ class ViolationEpisode(models.Model):
         indexes = [
             # Open violations of a set of rules at a time (framework status, daily series).
             models.Index(fields=["rule", "opened_at"], name="violation_episode_rule"),
+            # The rollups find the open episode of (source, resource) for each violation event.
+            models.Index(
+                fields=["source", "resource"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="violation_episode_open",
+            ),
         ]
 
 

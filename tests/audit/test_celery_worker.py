@@ -1,4 +1,4 @@
-"""The periodic ledger tasks through a real Celery worker on Redis (CI sets the broker URL)."""
+"""Ledger and rollup tasks through a real Celery worker on Redis (CI sets the broker URL)."""
 
 import os
 import subprocess
@@ -82,3 +82,26 @@ def test_a_worker_signs_a_checkpoint_and_verifies_the_ledger(worker, source_clie
     assert run.status == "passed"
     assert run.result["events_checked"] == 20
     assert run.result["checkpoints_checked"] == 1
+
+
+def test_a_worker_keeps_the_rollups_current_and_counts_nothing_twice(worker, source, source_client):
+    from posture.models import DecisionHourly
+    from posture.rollups import rollup_lag
+    from posture.tasks import rollups_apply_task
+
+    def decisions_counted() -> int:
+        return sum(DecisionHourly.objects.values_list("decisions", flat=True))
+
+    post_events(source_client, [event(n) for n in range(1, 31)])
+    post_events(source_client, [event(n) for n in range(31, 41)])
+
+    assert wait_for(lambda: decisions_counted() == 40)
+    assert rollup_lag().events_behind == 0
+    # Tasks delivered again (acks late) find nothing new to count; the solo worker takes
+    # them in order, so once the next batch is counted they have run.
+    rollups_apply_task.delay(source.pk)
+    rollups_apply_task.delay(source.pk)
+    post_events(source_client, [event(n) for n in range(41, 46)])
+    assert wait_for(lambda: decisions_counted() == 45)
+    time.sleep(0.5)
+    assert decisions_counted() == 45
