@@ -12,8 +12,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
+import psycopg
 from django.db import connection, transaction
 
 from audit.models import ChainHead, Event, EventKind, Source
@@ -242,69 +244,66 @@ def _rules_register(span: tuple) -> None:
         )
 
 
-def _latency_sums() -> str:
-    """One SUM per histogram bucket: bucket i holds bounds[i-1] < latency <= bounds[i]."""
-    sums = []
-    lower = None
-    for bound in (*LATENCY_BOUNDS_MS, None):
-        conditions = []
-        if lower is not None:
-            conditions.append(f"e.latency_ms > {lower!r}")
-        if bound is not None:
-            conditions.append(f"e.latency_ms <= {bound!r}")
-        sums.append(f"SUM(CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END)")
-        lower = bound
-    return ", ".join(sums)
+def _latency_bucket() -> str:
+    """SQL for the histogram bucket of e.latency_ms, as posture.sli.histogram_bucket gives it
+    (bucket i holds bounds[i-1] < latency <= bounds[i]); -1 when there is no latency."""
+    whens = " ".join(
+        f"WHEN e.latency_ms <= {bound!r} THEN {i}" for i, bound in enumerate(LATENCY_BOUNDS_MS)
+    )
+    return f"CASE WHEN e.latency_ms IS NULL THEN -1 {whens} ELSE {len(LATENCY_BOUNDS_MS)} END"
 
 
-_DECISION_MEASURES = (
-    "decisions",
-    "enforce_expected",
-    "enforce_ok",
-    "excepted",
-    "latency_observed",
-    *LATENCY_COLUMNS,
-)
-_DECISION_SUMS = (
-    "COUNT(*), "
-    "SUM(CASE WHEN (e.mode IS NULL OR e.mode = 'enforce') AND e.enforced IS NOT NULL "
-    "THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN (e.mode IS NULL OR e.mode = 'enforce') AND e.enforced THEN 1 ELSE 0 END), "
-    # Decisions covered by an active exception: counted once exceptions exist (issue 6).
-    "0, "
-    "SUM(CASE WHEN e.latency_ms IS NOT NULL THEN 1 ELSE 0 END), " + _latency_sums()
+# 0: enforcement not expected (dry run, warn) or not reported; 1: expected, not applied;
+# 2: expected and applied. Decisions covered by an exception are counted once exceptions exist.
+_ENFORCEMENT = (
+    "CASE WHEN (e.mode IS NULL OR e.mode = 'enforce') AND e.enforced IS NOT NULL "
+    "THEN (CASE WHEN e.enforced THEN 2 ELSE 1 END) ELSE 0 END"
 )
 
 
 def _decisions_add(span: tuple, since: datetime | None) -> None:
+    """The database groups the range's decisions finely; Python folds the groups into the
+    hourly and daily tables."""
     where, tail = _span_filter(since)
-    added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in _DECISION_MEASURES)
-    measures = ", ".join(_DECISION_MEASURES)
-    join = (
-        "FROM audit_event e JOIN posture_rule r "
-        "ON r.policy = COALESCE(e.policy, '') AND r.name = COALESCE(e.rule, '') "
-        f"WHERE {where} AND e.kind = 'decision' "
-    )
-    _execute(
-        "INSERT INTO posture_decisionhourly AS t "
-        f"(bucket, source_id, rule_id, environment, service, outcome, {measures}) "
-        f"SELECT {_sql('hour')}, e.source_id, r.id, COALESCE(e.environment, ''), "
-        f"COALESCE(e.service, ''), e.outcome, {_DECISION_SUMS} {join}"
-        "GROUP BY 1, 2, 3, 4, 5, 6 "
-        "ON CONFLICT (bucket, source_id, rule_id, environment, service, outcome) "
-        f"DO UPDATE SET {added}",
-        [*span, *tail],
-    )
-    _execute(
-        "INSERT INTO posture_decisiondaily AS t "
-        f"(day, source_id, rule_id, environment, outcome, {measures}) "
-        f"SELECT {_sql('day')}, e.source_id, r.id, COALESCE(e.environment, ''), e.outcome, "
-        f"{_DECISION_SUMS} {join}"
-        "GROUP BY 1, 2, 3, 4, 5 "
-        "ON CONFLICT (day, source_id, rule_id, environment, outcome) "
-        f"DO UPDATE SET {added}",
-        [*span, *tail],
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_sql('hour')}, e.source_id, r.id, COALESCE(e.environment, ''), "  # noqa: S608
+            f"COALESCE(e.service, ''), e.outcome, {_ENFORCEMENT}, {_latency_bucket()}, COUNT(*) "
+            "FROM audit_event e JOIN posture_rule r "
+            "ON r.policy = COALESCE(e.policy, '') AND r.name = COALESCE(e.rule, '') "
+            f"WHERE {where} AND e.kind = 'decision' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+            [*span, *tail],
+        )
+        groups = cursor.fetchall()
+    hourly: dict[tuple, dict[str, int]] = {}
+    daily: dict[tuple, dict[str, int]] = {}
+    for hour, source_id, rule_id, environment, service, outcome, enforcement, bucket, n in groups:
+        hour = _as_utc(hour)
+        amounts = {"decisions": n}
+        if enforcement:
+            amounts["enforce_expected"] = n
+        if enforcement == 2:
+            amounts["enforce_ok"] = n
+        if bucket >= 0:
+            amounts["latency_observed"] = n
+            amounts[LATENCY_COLUMNS[bucket]] = n
+        _add(hourly, (hour, source_id, rule_id, environment, service, outcome), amounts)
+        _add(daily, (hour.date(), source_id, rule_id, environment, outcome), amounts)
+    _upsert_sums(DecisionHourly, hourly)
+    _upsert_sums(DecisionDaily, daily)
+
+
+def _add(table: dict, key: tuple, amounts: dict[str, int]) -> None:
+    row = table.setdefault(key, {})
+    for name, amount in amounts.items():
+        row[name] = row.get(name, 0) + amount
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """A bucket time as read back: SQLite gives Django's UTC text, PostgreSQL a datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _sequences_add(span: tuple, since: datetime | None) -> None:
@@ -340,11 +339,7 @@ _OTHER_KINDS = (
 def _others_add(span: tuple, since: datetime | None) -> None:
     """Count the range's other kinds into hours from `since` on; episodes and triage whole."""
     source_id, after, upto = span
-    events = list(
-        Event.objects.filter(
-            source_id=source_id, seq__gt=after, seq__lte=upto, kind__in=_OTHER_KINDS
-        ).order_by("seq")
-    )
+    events = _rows(source_id, after, upto)
     if not events:
         return
     rules = _rule_ids(events)
@@ -366,7 +361,45 @@ def _others_add(span: tuple, since: datetime | None) -> None:
     counts.save()
 
 
-def _rule_ids(events: list[Event]) -> dict[tuple[str, str], int]:
+class _Row(NamedTuple):
+    """The columns of an event the Python-counted kinds need (a model instance costs more)."""
+
+    seq: int
+    kind: str
+    source_id: int
+    policy: str | None
+    rule: str | None
+    occurred_at: datetime
+    detected_at: datetime | None
+    environment: str | None
+    service: str | None
+    severity: str | None
+    status: str | None
+    resource: str | None
+    subject: str | None
+    canonical: bytes | None  # only for the kinds whose own fields are not typed columns
+
+
+_WITH_PAYLOAD = (
+    EventKind.POLICY_DEPLOYMENT,
+    EventKind.INVENTORY,
+    EventKind.HEARTBEAT,
+    EventKind.TRIAGE_LABEL,
+)
+
+
+def _rows(source_id: int, after: int, upto: int) -> list[_Row]:
+    """The range's events of the other kinds, in chain order."""
+    in_range = Event.objects.filter(source_id=source_id, seq__gt=after, seq__lte=upto)
+    payloads = dict(in_range.filter(kind__in=_WITH_PAYLOAD).values_list("seq", "canonical"))
+    columns = [name for name in _Row._fields if name != "canonical"]
+    return [
+        _Row(*values, canonical=payloads.get(values[0]))
+        for values in in_range.filter(kind__in=_OTHER_KINDS).order_by("seq").values_list(*columns)
+    ]
+
+
+def _rule_ids(events: list[_Row]) -> dict[tuple[str, str], int]:
     pairs = {(e.policy or "", e.rule or "") for e in events}
     pairs |= {(e.policy or "", "") for e in events if e.kind == EventKind.POLICY_DEPLOYMENT}
     policies = {policy for policy, _ in pairs}
@@ -379,7 +412,7 @@ def _rule_ids(events: list[Event]) -> dict[tuple[str, str], int]:
     }
 
 
-def _payload(event: Event) -> dict:
+def _payload(event: _Row) -> dict:
     return orjson.loads(bytes(event.canonical))["event"]
 
 
@@ -400,11 +433,8 @@ class _Counts:
         return self.since is None or hour >= self.since
 
     def add(self, table: dict, key: tuple, **amounts: int) -> None:
-        if not self.counts(key[0]):
-            return
-        row = table.setdefault(key, {})
-        for name, amount in amounts.items():
-            row[name] = row.get(name, 0) + amount
+        if self.counts(key[0]):
+            _add(table, key, amounts)
 
     def save(self) -> None:
         self.episodes.save()
@@ -415,7 +445,7 @@ class _Counts:
         _upsert_heartbeats(self.heartbeats)
 
 
-def _violation(counts: _Counts, event: Event, rules: dict) -> None:
+def _violation(counts: _Counts, event: _Row, rules: dict) -> None:
     rule_id = rules[(event.policy or "", event.rule or "")]
     seen_at = event.detected_at or event.occurred_at
     key = (
@@ -440,51 +470,71 @@ def _violation(counts: _Counts, event: Event, rules: dict) -> None:
 
 
 class _Episodes:
-    """The violation episodes one range touches: open ones read once, changes written once."""
+    """The violation episodes one range touches: open ones read once, changes written once.
 
-    def __init__(self, source_id: int, events: list[Event], rules: dict) -> None:
+    Plain lists rather than model instances: a busy range opens thousands of episodes.
+    """
+
+    COLUMNS = (
+        "source_id",
+        "rule_id",
+        "resource",
+        "environment",
+        "service",
+        "severity",
+        "opened_at",
+        "resolved_at",
+    )
+
+    def __init__(self, source_id: int, events: list[_Row], rules: dict) -> None:
         resources = sorted({e.resource or "" for e in events if e.kind == EventKind.VIOLATION})
-        self.current: dict[tuple[int, str], ViolationEpisode] = {}
+        # (rule id, resource) -> the stored open episode's pk, or a new episode's values.
+        self.current: dict[tuple[int, str], int | list] = {}
         for start in range(0, len(resources), 1000):
-            for episode in ViolationEpisode.objects.filter(
+            stored = ViolationEpisode.objects.filter(
                 source_id=source_id,
                 resolved_at__isnull=True,
                 resource__in=resources[start : start + 1000],
-            ):
-                self.current[(episode.rule_id, episode.resource)] = episode
-        self.created: list[ViolationEpisode] = []
-        self.closed: list[ViolationEpisode] = []
+            ).values_list("rule_id", "resource", "pk")
+            for rule_id, resource, pk in stored:
+                self.current[(rule_id, resource)] = pk
+        self.created: list[list] = []
+        self.closed: list[tuple[datetime, int]] = []
 
-    def open(self, event: Event, rule_id: int) -> None:
+    def open(self, event: _Row, rule_id: int) -> None:
         key = (rule_id, event.resource or "")
         if key in self.current:
             return
-        episode = ViolationEpisode(
-            source_id=event.source_id,
-            rule_id=rule_id,
-            resource=event.resource or "",
-            environment=event.environment or "",
-            service=event.service or "",
-            severity=event.severity or "",
-            opened_at=event.occurred_at,
-        )
-        self.current[key] = episode
-        self.created.append(episode)
+        values = [
+            event.source_id,
+            rule_id,
+            event.resource or "",
+            event.environment or "",
+            event.service or "",
+            event.severity or "",
+            event.occurred_at,
+            None,
+        ]
+        self.current[key] = values
+        self.created.append(values)
 
-    def close(self, event: Event, rule_id: int) -> None:
+    def close(self, event: _Row, rule_id: int) -> None:
         episode = self.current.pop((rule_id, event.resource or ""), None)
-        if episode is None:
-            return
-        episode.resolved_at = event.occurred_at
-        if episode.pk is not None:
-            self.closed.append(episode)
+        if isinstance(episode, list):
+            episode[-1] = event.occurred_at
+        elif episode is not None:
+            self.closed.append((event.occurred_at, episode))
 
     def save(self) -> None:
-        ViolationEpisode.objects.bulk_create(self.created)
-        ViolationEpisode.objects.bulk_update(self.closed, ["resolved_at"])
+        _insert_rows(ViolationEpisode, self.COLUMNS, self.created)
+        if self.closed:
+            _execute_many(
+                "UPDATE posture_violationepisode SET resolved_at = %s WHERE id = %s",
+                [(_param(at), pk) for at, pk in self.closed],
+            )
 
 
-def _remediation(counts: _Counts, event: Event, rules: dict) -> None:
+def _remediation(counts: _Counts, event: _Row, rules: dict) -> None:
     key = (
         _hour(event.occurred_at),
         event.source_id,
@@ -496,7 +546,7 @@ def _remediation(counts: _Counts, event: Event, rules: dict) -> None:
     counts.add(counts.remediations, key, remediations=1)
 
 
-def _deployment(counts: _Counts, event: Event, rules: dict) -> None:
+def _deployment(counts: _Counts, event: _Row, rules: dict) -> None:
     payload = _payload(event)
     key = (
         _hour(event.occurred_at),
@@ -514,7 +564,7 @@ def _deployment(counts: _Counts, event: Event, rules: dict) -> None:
     counts.add(counts.deployments, key, deployments=1, **{column: 1})
 
 
-def _inventory(counts: _Counts, event: Event) -> None:
+def _inventory(counts: _Counts, event: _Row) -> None:
     payload = _payload(event)
     key = (_hour(event.occurred_at), event.source_id, event.environment or "", event.service or "")
     if not counts.counts(key[0]):
@@ -533,7 +583,7 @@ def slot_seconds(interval_seconds: int) -> int:
     return max(interval_seconds, MIN_SLOT_SECONDS)
 
 
-def _heartbeat(counts: _Counts, event: Event, interval: int) -> None:
+def _heartbeat(counts: _Counts, event: _Row, interval: int) -> None:
     payload = _payload(event)
     hour = _hour(event.occurred_at)
     if not counts.counts(hour):
@@ -550,14 +600,14 @@ def _heartbeat(counts: _Counts, event: Event, interval: int) -> None:
         row["dropped"].append(payload["dropped_total"])
 
 
-def _triage(event: Event) -> None:
+def _triage(event: _Row) -> None:
     """A triage label (an internal event) names the decision it labels by chain position."""
     attributes = _payload(event).get("attributes", {})
     decision = Event.objects.filter(
         source__name=attributes.get("source"), seq=attributes.get("seq")
     ).first()
     if decision is None:
-        logger.warning("triage label %s names no stored event", event.pk)
+        logger.warning("triage label at seq %s names no stored event", event.seq)
         return
     # The decision's own chain may not be counted yet, so its rule may still be unregistered.
     rule, _ = Rule.objects.get_or_create(
@@ -653,15 +703,34 @@ def _key_columns(model: type) -> list[str]:
 
 
 def _executemany(model: type, columns: list[str], rows: list[tuple], on_conflict: str) -> None:
-    table = model._meta.db_table
+    """Upsert `rows` (unique keys within the call) with INSERT ... ON CONFLICT."""
     key = ", ".join(_key_columns(model))
+    _insert_rows(model, columns, rows, f"ON CONFLICT ({key}) {on_conflict}")
+
+
+def _insert_rows(model: type, columns: Iterable[str], rows: list, tail: str = "") -> None:
+    columns = list(columns)
     placeholders = ", ".join(["%s"] * len(columns))
-    sql = (
-        f"INSERT INTO {table} AS t ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({key}) {on_conflict}"
+    _execute_many(
+        f"INSERT INTO {model._meta.db_table} AS t ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({placeholders}) {tail}",
+        [[_param(value) for value in row] for row in rows],
     )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [[_param(value) for value in row] for row in rows])
+
+
+def _execute_many(sql: str, rows: list) -> None:
+    """One statement for many rows. On PostgreSQL through a server-side binding cursor:
+    psycopg then sends them all in one pipeline of prepared statements, where Django's own
+    (client-side binding) cursor would quote every value in Python."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _param(value: object) -> object:
