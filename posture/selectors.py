@@ -175,7 +175,12 @@ class RuleCounts:
 
 @dataclass
 class SourceCounts:
-    """Sums of the source-level rollups (sequence numbers, heartbeats, inventory)."""
+    """Sums of the source-level rollups (sequence numbers, heartbeats, inventory).
+
+    The spans and snapshots behind seq_expected, dropped and the resources are kept too: a
+    longer window merges them rather than adding the sums, so that a gap or a drop between two
+    buckets still counts, and coverage is each scope's latest snapshot (_source_window_totals).
+    """
 
     seq_stored: int = 0
     seq_expected: int = 0
@@ -184,6 +189,12 @@ class SourceCounts:
     slots_expected: int = 0
     resources_total: int = 0
     resources_covered: int = 0
+    # (source, epoch) -> lowest and highest source_seq seen.
+    seq_spans: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    # source -> lowest and highest dropped_total its heartbeats reported.
+    drop_spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # (source, environment, service) -> (observed_at, total, covered) of the latest snapshot.
+    snapshots: dict[tuple[int, str, str], tuple[datetime, int, int]] = field(default_factory=dict)
 
 
 def _bucket_key(value: datetime | date) -> datetime:
@@ -305,10 +316,17 @@ def _sources_in_scope(scope: SliScope, rule_ids: set[int] | None, window: Window
         )
     ids = set(sources.values_list("pk", flat=True))
     if rule_ids is not None:
-        reporting = DecisionDaily.objects.filter(
-            rule_id__in=rule_ids, day__gte=window.start.date(), day__lt=window.end.date()
-        ).values_list("source_id", flat=True)
-        ids &= set(reporting)
+        # Hours of one day are no whole day: the daily table cannot say who reported in them.
+        if window.unit == HOUR:
+            reporting = DecisionHourly.objects.filter(
+                bucket__gte=window.start, bucket__lt=window.end
+            )
+        else:
+            reporting = DecisionDaily.objects.filter(
+                day__gte=window.start.date(), day__lt=window.end.date()
+            )
+        reporting = reporting.filter(rule_id__in=rule_ids).values_list("source_id", flat=True)
+        ids &= set(reporting.distinct())
     return ids
 
 
@@ -332,6 +350,7 @@ def source_counts(
         item = counts[_bucket_key(row["b"])]
         item.seq_stored += row["n_stored"]
         item.seq_expected += row["high"] - row["low"] + 1
+        item.seq_spans[(row["source_id"], row["epoch"])] = (row["low"], row["high"])
 
     # M8 drops at the source and M9 heartbeats: per source, from its first heartbeat on.
     first_heartbeat = dict(
@@ -343,18 +362,13 @@ def source_counts(
     rows = HeartbeatHourly.objects.filter(**in_window).annotate(
         b=Trunc("bucket", window.unit, tzinfo=UTC)
     )
-    drops: dict[tuple[datetime, int], tuple[int, int]] = {}
     for row in rows.values("b", "source_id", "slots_seen", "dropped_min", "dropped_max"):
-        key = _bucket_key(row["b"])
-        counts[key].slots_seen += row["slots_seen"].bit_count()
+        item = counts[_bucket_key(row["b"])]
+        item.slots_seen += row["slots_seen"].bit_count()
         if row["dropped_max"] is not None:
-            low, high = drops.get((key, row["source_id"]), (row["dropped_min"], row["dropped_max"]))
-            drops[(key, row["source_id"])] = (
-                min(low, row["dropped_min"]),
-                max(high, row["dropped_max"]),
-            )
-    for (key, _), (low, high) in drops.items():
-        counts[key].dropped += high - low
+            _span_merge(item.drop_spans, row["source_id"], row["dropped_min"], row["dropped_max"])
+    for item in counts.values():
+        item.dropped = sum(high - low for low, high in item.drop_spans.values())
     intervals = dict(
         Source.objects.filter(pk__in=first_heartbeat).values_list(
             "pk", "heartbeat_interval_seconds"
@@ -376,20 +390,33 @@ def source_counts(
 
     # M6: the latest inventory of each (source, environment, service) in each bucket.
     rows = InventoryHourly.objects.filter(**in_window)
+    if scope.environment:
+        rows = rows.filter(environment=scope.environment)
     if scope.service:
         rows = rows.filter(service=scope.service)
-    latest: dict[tuple, dict] = {}
-    for row in rows.annotate(b=Trunc("bucket", window.unit, tzinfo=UTC)).values(
+    for row in rows.annotate(b=Trunc("bucket", window.unit, tzinfo=UTC)).values_list(
         "b", "source_id", "environment", "service", "observed_at", "resources_total",
         "resources_covered",
     ):  # fmt: skip
-        key = (_bucket_key(row["b"]), row["source_id"], row["environment"], row["service"])
-        if key not in latest or row["observed_at"] >= latest[key]["observed_at"]:
-            latest[key] = row
-    for (bucket, *_), row in latest.items():
-        counts[bucket].resources_total += row["resources_total"]
-        counts[bucket].resources_covered += row["resources_covered"]
+        bucket, source_id, environment, service, *snapshot = row
+        key = (source_id, environment, service)
+        _snapshot_merge(counts[_bucket_key(bucket)].snapshots, key, tuple(snapshot))
+    for item in counts.values():
+        item.resources_total = sum(s[1] for s in item.snapshots.values())
+        item.resources_covered = sum(s[2] for s in item.snapshots.values())
     return counts
+
+
+def _span_merge(spans: dict, key: object, low: int, high: int) -> None:
+    if key in spans:
+        low, high = min(low, spans[key][0]), max(high, spans[key][1])
+    spans[key] = (low, high)
+
+
+def _snapshot_merge(snapshots: dict, key: tuple, snapshot: tuple[datetime, int, int]) -> None:
+    """Keep the latest snapshot of a scope (hours apart, so observed_at never ties)."""
+    if key not in snapshots or snapshot[0] >= snapshots[key][0]:
+        snapshots[key] = snapshot
 
 
 def _window_totals(counts: dict) -> RuleCounts:
@@ -400,18 +427,23 @@ def _window_totals(counts: dict) -> RuleCounts:
 
 
 def _source_window_totals(by_bucket: dict[datetime, SourceCounts]) -> SourceCounts:
-    """Window totals; coverage is the latest bucket's snapshot, not a sum over time."""
+    """Window totals. Sequence spans and drop ranges are merged across the buckets, not added,
+    so a gap or a drop between two buckets counts; coverage is the latest snapshot of each
+    (source, environment, service) in the window, not a sum over time."""
     total = SourceCounts()
     for item in by_bucket.values():
-        for name in ("seq_stored", "seq_expected", "dropped", "slots_seen", "slots_expected"):
+        for name in ("seq_stored", "slots_seen", "slots_expected"):
             setattr(total, name, getattr(total, name) + getattr(item, name))
-    with_inventory = [b for b, item in by_bucket.items() if item.resources_total]
-    if with_inventory:
-        latest = by_bucket[max(with_inventory)]
-        total.resources_total, total.resources_covered = (
-            latest.resources_total,
-            latest.resources_covered,
-        )
+        for key, (low, high) in item.seq_spans.items():
+            _span_merge(total.seq_spans, key, low, high)
+        for key, (low, high) in item.drop_spans.items():
+            _span_merge(total.drop_spans, key, low, high)
+        for key, snapshot in item.snapshots.items():
+            _snapshot_merge(total.snapshots, key, snapshot)
+    total.seq_expected = sum(high - low + 1 for low, high in total.seq_spans.values())
+    total.dropped = sum(high - low for low, high in total.drop_spans.values())
+    total.resources_total = sum(s[1] for s in total.snapshots.values())
+    total.resources_covered = sum(s[2] for s in total.snapshots.values())
     return total
 
 
@@ -763,3 +795,14 @@ def _violations_open(rule_ids: set[int], *, at: datetime) -> dict[int, int]:
         .annotate(n=Count("pk"))
     )
     return {row["rule_id"]: row["n"] for row in rows}
+
+
+def high_severity_denies(*, window: Window) -> int:
+    """Denies by rules the catalogue rates critical or high, in the window."""
+    rows = DecisionDaily.objects.filter(
+        day__gte=window.start.date(),
+        day__lt=window.end.date(),
+        outcome="deny",
+        rule__severity__in=("critical", "high"),
+    )
+    return rows.aggregate(n=Sum(F("decisions") - F("excepted")))["n"] or 0

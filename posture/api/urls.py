@@ -6,7 +6,7 @@ urlpatterns = [
     path("slis", views.SlisView.as_view(), name="api-slis"),
     path("frameworks", views.FrameworksView.as_view(), name="api-frameworks"),
     path(
-        "frameworks/<slug:slug>/status",
+        "frameworks/<str:slug>/status",
         views.FrameworkStatusView.as_view(),
         name="api-framework-status",
     ),

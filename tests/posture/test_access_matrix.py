@@ -8,6 +8,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from audit.models import Event, VerificationRun
+from posture.context import EXECUTIVE_PAGE_ROLES, ONCALL_PAGE_ROLES
+from posture.models import Rule
 from tests.conftest import event, post_events
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +94,34 @@ MATRIX = [
         "/api/v1/events/{event}/triage",
         people_only(400, allowed=["engineer", "oncall", "admin"]),
     ),
+    # Pages (posture/pages/): the dashboards by role, the drilldown pages for every role.
+    ("dashboard-executive", "get", "/dashboards/executive", pages_for(EXECUTIVE_PAGE_ROLES)),
+    ("dashboard-oncall", "get", "/dashboards/oncall", pages_for(ONCALL_PAGE_ROLES)),
+    ("dashboard-oncall-panels", "get", "/dashboards/oncall/panels", pages_for(ONCALL_PAGE_ROLES)),
+    ("frameworks", "get", "/frameworks", pages_for()),
+    ("framework", "get", "/frameworks/pci-dss-4.0", pages_for()),
+    ("control", "get", "/frameworks/pci-dss-4.0/controls/10.2.1", pages_for()),
+    ("rules", "get", "/rules", pages_for()),
+    ("rule", "get", "/rules/{rule}", pages_for()),
+    ("events", "get", "/events", pages_for()),
+    ("events-csv", "get", "/events.csv", pages_for()),
+    ("event", "get", "/events/{event}", pages_for()),
+    (
+        "event-verify",
+        "post",
+        "/events/{event}/verify",
+        {**pages_for(("auditor", "oncall", "admin")), "nobody": 403},
+    ),
+    (
+        "event-triage",
+        "post",
+        "/events/{event}/triage",
+        {
+            **pages_for(("engineer", "oncall", "admin")),
+            # An empty form is refused, saying what is missing.
+            **dict.fromkeys(("engineer", "oncall", "admin"), 400),
+        },
+    ),
     # Engine adapters: sources only. The empty form body a source sends here is not JSON, so
     # it gets past authentication and permission to the body check (415).
     *[
@@ -145,7 +175,8 @@ def clients(people, source_token) -> dict[str, APIClient]:
 def test_access(clients, source_client, name, method, path, expected):
     post_events(source_client, [event(1)])
     run = VerificationRun.objects.create(started_at="2026-11-25T00:00:00Z", status="passed")
-    path = path.format(event=Event.objects.get().pk, run=run.pk)
+    rule = Rule.objects.get_or_create(policy="kubernetes.admission", name="require-labels")[0]
+    path = path.format(event=Event.objects.get().pk, run=run.pk, rule=rule.pk)
     seen = {}
     for persona, client in clients.items():
         if method == "post" and path == "/api/v1/events":

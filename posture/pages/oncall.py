@@ -1,0 +1,11 @@
+"""(Being written: see posture/pages/urls.py for this module's pages.)"""
+
+from django.http import Http404
+
+
+def _todo(request, *args, **kwargs):
+    raise Http404("this page is being built")
+
+
+oncall_dashboard = _todo
+oncall_panels = _todo
