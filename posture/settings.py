@@ -131,16 +131,15 @@ STORAGES = {
     },
 }
 
-# Pages work on a closed network under a strict policy: no inline scripts or styles, nothing
-# from other origins. Charts and page data travel as JSON in <script type="application/json">
-# (which a policy does not run) and static scripts draw them. Plotly sets style attributes on
-# its SVG elements, which style-src-attr 'unsafe-inline' allows (never script-src).
+# Pages work on a closed network under a strict policy: no inline scripts, nothing from other
+# origins. Charts and page data travel as JSON in <script type="application/json"> (which a
+# policy does not run) and static scripts draw them. Styles may be inline: plotly.js and htmx
+# inject their own <style> elements and style attributes (scripts never may).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "style-src-attr": ["'unsafe-inline'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'", "data:"],
         "connect-src": ["'self'"],
