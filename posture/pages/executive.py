@@ -60,13 +60,7 @@ def _link(name: str) -> str:
 def executive_dashboard(request: HttpRequest) -> HttpResponse:
     days = _period(request)
     summary = executive_summary(days=days)
-    figures = {(f["sli"], f["name"].split()[-1]): f for f in summary["figures"]}
-    cards = []
-    for sli, quantile, link in CARDS:
-        figure = next(
-            f for (code, last), f in figures.items() if code == sli and (not quantile or last == quantile)
-        )
-        cards.append(_card(figure, _link(link)))
+    cards = [_card(_figure(summary, code, quantile), _link(link)) for code, quantile, link in CARDS]
     week = window_last(days=7)
     last_week = Window(start=week.start - timedelta(days=7), end=week.start, unit=week.unit)
     frameworks = []
@@ -86,8 +80,17 @@ def executive_dashboard(request: HttpRequest) -> HttpResponse:
         },
         "charts": _charts(summary, frameworks, days),
     }
-    template = "posture/_partials/executive_body.html" if is_htmx(request) else "posture/executive.html"
-    return render(request, template, context)
+    body = "posture/_partials/executive_body.html"
+    return render(request, body if is_htmx(request) else "posture/executive.html", context)
+
+
+def _figure(summary: dict, code: str, quantile: str) -> dict:
+    """The summary's figure for an SLI (M1 at the given quantile, named "... p95")."""
+    return next(
+        f
+        for f in summary["figures"]
+        if f["sli"] == code and (not quantile or f["name"].endswith(quantile))
+    )
 
 
 def _charts(summary: dict, frameworks: list[dict], days: int) -> list[charts.Chart]:
