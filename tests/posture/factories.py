@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import TestCase
 
 from audit.models import Event, EventKind, Source
@@ -278,7 +279,7 @@ def _heartbeats(rng: random.Random, interval: int) -> list[tuple]:
     items = []
     for _ in range(rng.randint(1, 3)):
         tick = _moment(rng)
-        until = tick + timedelta(minutes=rng.randrange(20, 300))
+        until = tick + timedelta(seconds=interval * rng.randrange(3, 80))
         while tick < min(until, END):
             at = tick + timedelta(milliseconds=rng.randrange(2000))
             if rng.random() < 0.9:
@@ -329,7 +330,7 @@ def _batches(rng: random.Random, events: list[dict]) -> list[list[dict]]:
     batches = []
     i = 0
     while i < len(events):
-        size = rng.randint(1, 40)
+        size = rng.randint(1, 60)
         batches.append(events[i : i + size])
         i += size
     for i in range(len(batches) - 1):
@@ -434,6 +435,21 @@ def estate_ingest(
                 note="checked",
                 user=triager,
             )
+
+
+class _Rollback(Exception):
+    pass
+
+
+def in_savepoint(check) -> None:
+    """Run `check` in a savepoint rolled back afterwards. The ledger refuses deletes, so this
+    is how each example of a property test starts from an empty ledger."""
+    try:
+        with transaction.atomic():
+            check()
+            raise _Rollback
+    except _Rollback:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,16 +3,14 @@
 Each example generates an estate (tests/posture/factories.py), ingests it batch by batch
 through the real ingest service with the rollups kept after each commit, as in production,
 then compares every rollup table, all columns but row ids, with a rebuild. Each example runs
-in a savepoint rolled back at its end: the ledger refuses deletes, so that is how the next
-example starts from an empty ledger.
+in a savepoint rolled back at its end.
 """
 
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
-from django.db import transaction
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from audit.models import ChainHead, Event, Source
@@ -29,6 +27,7 @@ from tests.posture.factories import (
     estate_generate,
     estate_ingest,
     estate_sources,
+    in_savepoint,
     rollups_snapshot,
 )
 
@@ -39,6 +38,9 @@ PROPERTY = settings(
     deadline=None,
     # The database fixture is per test, not per example: each example rolls its data back.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    # No shrinking: every attempt ingests a whole estate again, and shrinking a seed says
+    # little. A failure prints its seed (and since), which reproduce it.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 sizes = st.integers(min_value=1, max_value=2)
@@ -50,20 +52,6 @@ sinces = st.builds(
     st.integers(min_value=0, max_value=DAYS * 24 * 60 - 1),
     st.sampled_from((0, 2, -5)),
 )
-
-
-class Rollback(Exception):
-    """Ends an example's savepoint."""
-
-
-def in_savepoint(check):
-    """Run `check` in a savepoint that is rolled back afterwards, whatever it did."""
-    try:
-        with transaction.atomic():
-            check()
-            raise Rollback
-    except Rollback:
-        pass
 
 
 def assert_same(actual: dict, expected: dict) -> None:
@@ -92,7 +80,7 @@ def test_a_rebuild_gives_exactly_the_incremental_numbers(seed, size, since):
     in_savepoint(check)
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=10)  # the simplest of the three
 @given(seed=seeds)
 def test_applying_again_counts_nothing_twice(seed):
     rng = random.Random(seed)
@@ -142,24 +130,5 @@ def test_batches_ingested_while_rollups_are_behind_are_caught_up(seed, behind_fr
 
         rollups_rebuild()
         assert_same(rollups_snapshot(), caught_up)
-
-    in_savepoint(check)
-
-
-def test_a_rebuild_from_a_date_keeps_the_hours_before_it(db):
-    """The `since` path alone: rows before the date are kept, not recounted or dropped."""
-    rng = random.Random(7)
-    estate = estate_generate(rng)
-
-    def check():
-        sources = estate_sources(estate)
-        estate_ingest(estate, rng, sources)
-        before = rollups_snapshot()
-        since = datetime(2026, 3, 3, 12, 30, tzinfo=UTC)
-
-        recounted = rollups_rebuild(since=since)
-
-        assert recounted == Event.objects.count()
-        assert_same(rollups_snapshot(), before)
 
     in_savepoint(check)
