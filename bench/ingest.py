@@ -106,6 +106,7 @@ class Request:
     source: int  # index into the tokens
     body: bytes  # gzip-compressed JSON array
     events: int
+    path: str = "/api/v1/events"  # the native endpoint, or an engine adapter's
 
 
 _SERVICES = ("payments", "checkout", "ledger", "search", "identity", "billing", "catalog", "notify")
@@ -222,7 +223,7 @@ def _send_requests(port: int, counter, done: list[tuple]) -> None:
         }
         started = time.perf_counter()
         try:
-            connection.request("POST", "/api/v1/events", body=request.body, headers=headers)
+            connection.request("POST", request.path, body=request.body, headers=headers)
             response = connection.getresponse()
             reply = response.read()
         except (OSError, http.client.HTTPException) as error:
