@@ -76,7 +76,7 @@ def executive_dashboard(request: HttpRequest) -> HttpResponse:
         "high_severity": {
             "this_week": high_severity_denies(window=week),
             "last_week": high_severity_denies(window=last_week),
-            "link": _link("events-denies") + "&severity=high",
+            "link": _link("events-denies") + "&severity=critical&severity=high",
         },
         "charts": _charts(summary, frameworks, days),
     }

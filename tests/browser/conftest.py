@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -89,7 +90,7 @@ def open_as(browser: Browser, live_server, transactional_db) -> Iterator[Callabl
             else None,
         )
         page.on("pageerror", lambda error: problems.append(f"{role} {path}: {error}"))
-        page.goto(f"{live_server.url}/accounts/login/?next={path}")
+        page.goto(f"{live_server.url}/accounts/login/?{urlencode({'next': path})}")
         page.get_by_label("User name").fill(person(role).username)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
