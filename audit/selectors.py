@@ -59,3 +59,31 @@ def ledger_summary() -> LedgerSummary:
         "checkpoints": Checkpoint.objects.count(),
         "last_checkpoint_at": last.created_at.isoformat() if last else None,
     }
+
+
+def events_newest_first() -> QuerySet[Event]:
+    """Events for the /events page: newest first by id (the keyset it pages on), source joined,
+    the hashed bytes left in the table."""
+    return Event.objects.select_related("source").defer("canonical").order_by("-id")
+
+
+def events_page(
+    events: QuerySet[Event], *, before: int | None, size: int
+) -> tuple[list[Event], int | None]:
+    """One page of `events` (ordered newest first by id) older than `before`, and the id to ask
+    for the next page with (None on the last page). Reads one row more to know."""
+    if before is not None:
+        events = events.filter(id__lt=before)
+    rows = list(events[: size + 1])
+    if len(rows) > size:
+        return rows[:size], rows[size - 1].pk
+    return rows, None
+
+
+def event_neighbours(event: Event) -> dict[int, int]:
+    """seq -> id of the rows just before and after `event` in its chain."""
+    return dict(
+        Event.objects.filter(
+            source_id=event.source_id, seq__in=[event.seq - 1, event.seq + 1]
+        ).values_list("seq", "id")
+    )

@@ -18,9 +18,9 @@ import orjson
 from django.db import connection, connections, transaction
 
 from audit import storage
-from audit.canonical import GENESIS_HASH
+from audit.canonical import GENESIS_HASH, chain_hash
 from audit.events import TIMESTAMP_FIELDS, TYPED_FIELDS, typed_columns
-from audit.models import ChainHead, Checkpoint, Source
+from audit.models import ChainHead, Checkpoint, Event, Source
 from audit.signing import signature_valid, trusted_public_keys
 
 FETCH_SIZE = 2000
@@ -267,6 +267,23 @@ class CheckpointRecord:
         )
 
 
+def _checkpoint_open(checkpoint: CheckpointRecord, trusted: set[str]) -> tuple[str | None, dict]:
+    """What is wrong with one checkpoint on its own (not its place in the sequence), or its
+    signed body when it is sound."""
+    if hashlib.sha256(checkpoint.body).hexdigest() != checkpoint.hash:
+        return "hash does not match its body", {}
+    if checkpoint.public_key not in trusted:
+        return "signed by a key that is not trusted", {}
+    if not signature_valid(
+        public_key=checkpoint.public_key, signature=checkpoint.signature, data=checkpoint.body
+    ):
+        return "signature is not valid", {}
+    body = orjson.loads(checkpoint.body)
+    if body.get("number") != checkpoint.number or body.get("prev") != checkpoint.prev_hash:
+        return "columns differ from the signed body", {}
+    return None, body
+
+
 def checkpoints_verify(
     checkpoints: list[CheckpointRecord],
 ) -> tuple[dict[str, list[SignedHead]], list[str]]:
@@ -279,20 +296,9 @@ def checkpoints_verify(
         label = f"checkpoint {checkpoint.number}"
         if checkpoint.number != expected_number:
             problems.append(f"{label}: expected number {expected_number}; checkpoints are missing")
-        if hashlib.sha256(checkpoint.body).hexdigest() != checkpoint.hash:
-            problems.append(f"{label}: hash does not match its body")
-            continue
-        if checkpoint.public_key not in trusted:
-            problems.append(f"{label}: signed by a key that is not trusted")
-            continue
-        if not signature_valid(
-            public_key=checkpoint.public_key, signature=checkpoint.signature, data=checkpoint.body
-        ):
-            problems.append(f"{label}: signature is not valid")
-            continue
-        body = orjson.loads(checkpoint.body)
-        if body.get("number") != checkpoint.number or body.get("prev") != checkpoint.prev_hash:
-            problems.append(f"{label}: columns differ from the signed body")
+        problem, body = _checkpoint_open(checkpoint, trusted)
+        if problem:
+            problems.append(f"{label}: {problem}")
             continue
         if checkpoint.prev_hash != prev_hash:
             problems.append(f"{label}: does not link to the checkpoint before it")
@@ -393,3 +399,212 @@ def ledger_verify(
             report.breaks.append(walk.broken)
     report.seconds = time.perf_counter() - started
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# One event
+
+
+ANCHOR_WALK_LIMIT = 10_000  # rows re-hashed to reach a signed head; beyond, verify_audit does it
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    name: str
+    ok: bool | None  # None: not decided here (the detail says why)
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class EventProof:
+    """What one event's verification found: each check, and the checkpoint that covers it."""
+
+    source: str
+    seq: int
+    event_id: str
+    hash: str
+    prev_hash: str
+    recomputed_hash: str | None
+    checkpoint: int | None
+    checks: tuple[ProofCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok is not False for check in self.checks)
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+            "recomputed_hash": self.recomputed_hash,
+            "checkpoint": self.checkpoint,
+            "checks": [check.as_dict() for check in self.checks],
+        }
+
+
+def event_verify(event: Event) -> EventProof:
+    """Verify one stored event where it stands in its chain.
+
+    Re-hashes its stored bytes with its prev_hash; checks the row before ends in that prev_hash
+    (the genesis hash for seq 1) and the row after starts from its hash (or the chain head holds
+    it); checks the typed columns say what the bytes say; and finds the first signed checkpoint
+    whose head of this chain is at or after it, checks that checkpoint's signature, and
+    re-hashes the chain from the event to the signed head when that is at most
+    ANCHOR_WALK_LIMIT rows.
+    """
+    source = event.source
+    text_times = connection.vendor == "sqlite"
+    # The same rows, read the same way, as a full chain walk: seq - 1, seq and seq + 1.
+    with transaction.atomic(), closing(_rows(source.pk, event.seq - 2, event.seq + 1)) as rows:
+        by_seq = {row[0]: row for row in rows}
+    row = by_seq[event.seq]
+    _, event_id, prev_hash, stored_hash, canonical = row[:5]
+    canonical = bytes(canonical)
+    checks = []
+
+    try:
+        recomputed = chain_hash(prev_hash, canonical)
+    except ValueError:
+        recomputed = None
+    checks.append(
+        ProofCheck(
+            "hash",
+            recomputed == stored_hash,
+            "SHA-256 of prev_hash and the stored bytes equals the stored hash"
+            if recomputed == stored_hash
+            else f"recomputed {recomputed or '(prev_hash is not hex)'} differs from the stored one",
+        )
+    )
+    checks.append(_previous_link(event.seq, prev_hash, by_seq.get(event.seq - 1)))
+    checks.append(_next_link(source, event.seq, stored_hash, by_seq.get(event.seq + 1)))
+
+    try:
+        record = orjson.loads(canonical)
+    except orjson.JSONDecodeError:
+        mismatch = "stored bytes are not JSON"
+    else:
+        mismatch = _column_mismatch(row, record, source.name, text_times)
+    checks.append(
+        ProofCheck(
+            "columns",
+            mismatch is None,
+            mismatch or "every typed column says what the hashed bytes say",
+        )
+    )
+    number, anchor = _anchor_check(source, event.seq, stored_hash)
+    checks.append(anchor)
+    return EventProof(
+        source=source.name,
+        seq=event.seq,
+        event_id=event_id,
+        hash=stored_hash,
+        prev_hash=prev_hash,
+        recomputed_hash=recomputed,
+        checkpoint=number,
+        checks=tuple(checks),
+    )
+
+
+def _previous_link(seq: int, prev_hash: str, previous: tuple | None) -> ProofCheck:
+    if seq == 1:
+        ok = prev_hash == GENESIS_HASH
+        detail = (
+            "the first row starts from the genesis hash"
+            if ok
+            else "the first row does not start from the genesis hash"
+        )
+        return ProofCheck("previous", ok, detail)
+    if previous is None:
+        return ProofCheck("previous", False, f"row {seq - 1} is missing")
+    ok = previous[3] == prev_hash
+    detail = (
+        f"row {seq - 1} ends in this prev_hash"
+        if ok
+        else f"row {seq - 1} has another hash than this prev_hash"
+    )
+    return ProofCheck("previous", ok, detail)
+
+
+def _next_link(source: Source, seq: int, stored_hash: str, following: tuple | None) -> ProofCheck:
+    if following is not None:
+        ok = following[2] == stored_hash
+        detail = (
+            f"row {seq + 1} links to this hash"
+            if ok
+            else f"row {seq + 1} does not link to this hash"
+        )
+        return ProofCheck("next", ok, detail)
+    head = ChainHead.objects.filter(source=source).first()
+    if head is None or head.seq < seq:
+        return ProofCheck("next", False, "the chain head is behind this row")
+    if head.seq > seq:
+        return ProofCheck(
+            "next", False, f"row {seq + 1} is missing (the chain head is at {head.seq})"
+        )
+    ok = head.hash == stored_hash
+    detail = (
+        "the newest row: the chain head holds this hash"
+        if ok
+        else "the chain head holds another hash for this row"
+    )
+    return ProofCheck("next", ok, detail)
+
+
+def _anchor_check(source: Source, seq: int, stored_hash: str) -> tuple[int | None, ProofCheck]:
+    """The first checkpoint whose signed head of this chain is at or after `seq`, and whether
+    the chain from this row reaches that head."""
+    covering = None
+    for checkpoint in Checkpoint.objects.order_by("number"):
+        record = CheckpointRecord.from_model(checkpoint)
+        heads = orjson.loads(record.body).get("heads", [])
+        head = next((h for h in heads if h.get("source") == source.name), None)
+        if head is not None and head.get("seq", 0) >= seq:
+            covering = (record, head)
+            break
+    if covering is None:
+        return None, ProofCheck(
+            "checkpoint", None, "no signed checkpoint covers this row yet (one is made hourly)"
+        )
+    record, head = covering
+    label = f"checkpoint {record.number}"
+    problem, _ = _checkpoint_open(record, trusted_public_keys())
+    if problem:
+        return record.number, ProofCheck("checkpoint", False, f"{label}: {problem}")
+    signed = SignedHead(record.number, head["seq"], head["hash"])
+    distance = signed.seq - seq
+    if distance == 0:
+        ok = signed.hash == stored_hash
+        detail = (
+            f"{label} signed this row's hash" if ok else f"{label} signed another hash for this row"
+        )
+        return record.number, ProofCheck("checkpoint", ok, detail)
+    if distance > ANCHOR_WALK_LIMIT:
+        return record.number, ProofCheck(
+            "checkpoint",
+            None,
+            f"{label} signed seq {signed.seq}, {distance:,} rows on: too many to re-hash here; "
+            "python manage.py verify_audit checks the whole chain",
+        )
+    walk = chain_walk(
+        source, after_seq=seq, after_hash=stored_hash, until_seq=signed.seq, signed_heads=[signed]
+    )
+    if walk.broken is not None:
+        return record.number, ProofCheck(
+            "checkpoint",
+            False,
+            f"the chain to {label} breaks at seq {walk.broken.seq}: {walk.broken.problem}",
+        )
+    ok = (walk.last_seq, walk.last_hash) == (signed.seq, signed.hash)
+    detail = (
+        f"{label} is validly signed and the chain re-hashes from here to its head, seq {signed.seq}"
+        if ok
+        else f"the chain ends before the head {label} signed"
+    )
+    return record.number, ProofCheck("checkpoint", ok, detail)

@@ -6,12 +6,17 @@ same figures straight from the events and checks they agree.
 """
 
 import dataclasses
+import functools
+import operator
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
-from django.db.models import Case, Count, F, Max, Min, Q, Sum, When
-from django.db.models.functions import Trunc
+from django.db import connection
+from django.db.models import BigIntegerField, Case, Count, F, Func, Max, Min, Q, Sum, When
+from django.db.models.functions import Cast, Trunc
 
 from audit.models import Source, SourceKind
 from posture import sli
@@ -164,13 +169,22 @@ class RuleCounts:
     false_positives: int = 0
 
     def add(self, other: "RuleCounts") -> None:
-        for item in dataclasses.fields(self):
-            mine, theirs = getattr(self, item.name), getattr(other, item.name)
-            if isinstance(mine, list):
-                for i, value in enumerate(theirs):
-                    mine[i] += value
-            else:
-                setattr(self, item.name, mine + theirs)
+        # Field names looked up once (below the class): this runs for every (bucket, rule).
+        mine, theirs = self.__dict__, other.__dict__
+        for name in _RULE_COUNTS:
+            mine[name] += theirs[name]
+        for name in _RULE_HISTOGRAMS:
+            mine[name][:] = map(operator.add, mine[name], theirs[name])
+
+
+_RULE_HISTOGRAMS = tuple(
+    item.name
+    for item in dataclasses.fields(RuleCounts)
+    if item.default_factory is not dataclasses.MISSING
+)
+_RULE_COUNTS = tuple(
+    item.name for item in dataclasses.fields(RuleCounts) if item.name not in _RULE_HISTOGRAMS
+)
 
 
 @dataclass
@@ -203,8 +217,28 @@ def _bucket_key(value: datetime | date) -> datetime:
     return datetime.combine(value, time.min, tzinfo=UTC)
 
 
+class _IntSum(Cast):
+    """SUM read back as an integer. PostgreSQL sums bigints as numeric, which the driver would
+    read into Decimals for Django to turn into ints one by one: a cost on every cell of a long
+    window. Cast to bigint, the driver gives ints (SQLite's too), which need no converting."""
+
+    def __init__(self, expression: object) -> None:
+        super().__init__(Sum(expression), BigIntegerField())
+
+    def get_db_converters(self, connection: object) -> list:
+        return self.output_field.get_db_converters(connection)
+
+
 def _sums(columns: tuple[str, ...], prefix: str = "") -> dict:
-    return {f"{prefix}{column}": Sum(column) for column in columns}
+    return {f"{prefix}{column}": _IntSum(column) for column in columns}
+
+
+def _truncated(moment: datetime, unit: str) -> datetime:
+    """The bucket key of a time, what _bucket_key(Trunc(time, unit, tzinfo=UTC)) gives."""
+    moment = moment.astimezone(UTC)
+    if unit == HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return datetime.combine(moment.date(), time.min, tzinfo=UTC)
 
 
 def rule_counts(
@@ -235,12 +269,12 @@ def rule_counts(
     # Decisions: the daily table serves whole-day windows not narrowed to a service.
     # Annotation names differ from the columns: an annotation may not shadow what it sums.
     decision_sums = {
-        "n_decisions": Sum("decisions"),
-        "n_denies": Sum(Case(When(outcome="deny", then=F("decisions")), default=0)),
-        "n_enforce_expected": Sum("enforce_expected"),
-        "n_enforce_ok": Sum("enforce_ok"),
-        "n_excepted": Sum("excepted"),
-        "n_excepted_denies": Sum(Case(When(outcome="deny", then=F("excepted")), default=0)),
+        "n_decisions": _IntSum("decisions"),
+        "n_denies": _IntSum(Case(When(outcome="deny", then=F("decisions")), default=0)),
+        "n_enforce_expected": _IntSum("enforce_expected"),
+        "n_enforce_ok": _IntSum("enforce_ok"),
+        "n_excepted": _IntSum("excepted"),
+        "n_excepted_denies": _IntSum(Case(When(outcome="deny", then=F("excepted")), default=0)),
         **_sums(LATENCY_COLUMNS, prefix="n_"),
     }
     if window.unit == DAY and not scope.service:
@@ -251,26 +285,30 @@ def rule_counts(
         rows = by_bucket(filtered(DecisionHourly.objects, "bucket"), "bucket")
         rows = rows.annotate(**decision_sums)
         time_key = "b"
-    for row in rows:
-        item = counts[(_bucket_key(row[time_key]), row["rule_id"])]
-        item.decisions += row["n_decisions"]
-        item.denies += row["n_denies"]
-        item.enforce_expected += row["n_enforce_expected"]
-        item.enforce_ok += row["n_enforce_ok"]
-        item.excepted += row["n_excepted"]
-        item.excepted_denies += row["n_excepted_denies"]
-        _add_histogram(item.latency, row, LATENCY_COLUMNS, prefix="n_")
+    # Tuples, not dicts: a 90-day read has a row for every day and rule.
+    for bucket, rule_id, *sums in rows.values_list(time_key, "rule_id", *decision_sums):
+        item = counts[(_bucket_key(bucket), rule_id)]
+        decisions, denies, expected, ok, excepted, excepted_denies = sums[:6]
+        item.decisions += decisions
+        item.denies += denies
+        item.enforce_expected += expected
+        item.enforce_ok += ok
+        item.excepted += excepted
+        item.excepted_denies += excepted_denies
+        _add_values(item.latency, sums[6:])
 
     rows = by_bucket(filtered(ViolationHourly.objects, "bucket"), "bucket")
-    for row in rows.annotate(n_opened=Sum("opened"), **_sums(TTD_COLUMNS, prefix="n_")):
-        item = counts[(_bucket_key(row["b"]), row["rule_id"])]
-        item.violations_opened += row["n_opened"]
-        _add_histogram(item.ttd, row, TTD_COLUMNS, prefix="n_")
+    ttd_sums = _sums(TTD_COLUMNS, prefix="n_")
+    rows = rows.annotate(n_opened=_IntSum("opened"), **ttd_sums)
+    for bucket, rule_id, opened, *ttd in rows.values_list("b", "rule_id", "n_opened", *ttd_sums):
+        item = counts[(_bucket_key(bucket), rule_id)]
+        item.violations_opened += opened
+        _add_values(item.ttd, ttd)
 
     rows = by_bucket(filtered(RemediationHourly.objects, "bucket"), "bucket")
     rows = rows.annotate(
-        succeeded=Sum(Case(When(status="succeeded", then=F("remediations")), default=0)),
-        failed=Sum(Case(When(status="failed", then=F("remediations")), default=0)),
+        succeeded=_IntSum(Case(When(status="succeeded", then=F("remediations")), default=0)),
+        failed=_IntSum(Case(When(status="failed", then=F("remediations")), default=0)),
     )
     for row in rows:
         item = counts[(_bucket_key(row["b"]), row["rule_id"])]
@@ -279,7 +317,7 @@ def rule_counts(
 
     deployments = filtered(DeploymentHourly.objects, "bucket", has_service=False)
     for row in by_bucket(deployments, "bucket").annotate(
-        deployments_known=Sum(F("deployments") - F("lead_unknown")),
+        deployments_known=_IntSum(F("deployments") - F("lead_unknown")),
         **_sums(LEAD_TIME_COLUMNS, prefix="n_"),
     ):
         item = counts[(_bucket_key(row["b"]), row["rule_id"])]
@@ -299,6 +337,13 @@ def rule_counts(
 def _add_histogram(into: list[int], row: dict, columns: tuple[str, ...], prefix: str = "") -> None:
     for i, column in enumerate(columns):
         into[i] += row[f"{prefix}{column}"] or 0
+
+
+def _add_values(into: list[int], values: Sequence[int | None]) -> None:
+    """_add_histogram for a row read as a tuple: the bucket counts in column order."""
+    for i, value in enumerate(values):
+        if value:
+            into[i] += value
 
 
 def _sources_in_scope(scope: SliScope, rule_ids: set[int] | None, window: Window) -> set[int]:
@@ -359,14 +404,11 @@ def source_counts(
         .annotate(first=Min("bucket"))
         .values_list("source_id", "first")
     )
-    rows = HeartbeatHourly.objects.filter(**in_window).annotate(
-        b=Trunc("bucket", window.unit, tzinfo=UTC)
-    )
-    for row in rows.values("b", "source_id", "slots_seen", "dropped_min", "dropped_max"):
-        item = counts[_bucket_key(row["b"])]
-        item.slots_seen += row["slots_seen"].bit_count()
-        if row["dropped_max"] is not None:
-            _span_merge(item.drop_spans, row["source_id"], row["dropped_min"], row["dropped_max"])
+    for key, source_id, slots_seen, dropped_min, dropped_max in _heartbeats(in_window, window):
+        item = counts[key]
+        item.slots_seen += slots_seen
+        if dropped_max is not None:
+            _span_merge(item.drop_spans, source_id, dropped_min, dropped_max)
     for item in counts.values():
         item.dropped = sum(high - low for low, high in item.drop_spans.values())
     intervals = dict(
@@ -374,19 +416,23 @@ def source_counts(
             "pk", "heartbeat_interval_seconds"
         )
     )
+    now_hour = now.replace(minute=0, second=0, microsecond=0)
     for source_id, first in first_heartbeat.items():
         slot = slot_seconds(intervals[source_id])
         per_hour = -(-3600 // slot)
         hour = max(first.astimezone(UTC), window.start)
-        last = min(window.end, now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        last = min(window.end, now_hour + timedelta(hours=1))
         while hour < last:
+            # The whole hours from `hour` to the end of its bucket (a day, or the one hour).
             key = hour if window.unit == HOUR else _bucket_key(hour.date())
+            end = min(last, key + window.step)
+            hours = int((end - hour) / timedelta(hours=1))
+            counts[key].slots_expected += per_hour * hours
             # The current hour expects only the slots that have begun.
-            if hour <= now < hour + timedelta(hours=1):
-                counts[key].slots_expected += int((now - hour).total_seconds() // slot) + 1
-            else:
-                counts[key].slots_expected += per_hour
-            hour += timedelta(hours=1)
+            if hour <= now_hour < end:
+                begun = int((now - now_hour).total_seconds() // slot) + 1
+                counts[key].slots_expected += begun - per_hour
+            hour = end
 
     # M6: the latest inventory of each (source, environment, service) in each bucket.
     rows = InventoryHourly.objects.filter(**in_window)
@@ -405,6 +451,47 @@ def source_counts(
         item.resources_total = sum(s[1] for s in item.snapshots.values())
         item.resources_covered = sum(s[2] for s in item.snapshots.values())
     return counts
+
+
+class _BitCount(Func):
+    """The set bits of a bigint (PostgreSQL 14 and later)."""
+
+    template = "bit_count(int8send(%(expressions)s))"
+    output_field = BigIntegerField()
+
+
+def _heartbeats(in_window: dict, window: Window) -> list[tuple]:
+    """(bucket key, source, heartbeat slots seen, lowest and highest dropped_total) of each
+    bucket and source, from a row per source and hour. PostgreSQL sums them itself (a 90-day
+    window has a row for every hour of every source); elsewhere they are summed here."""
+    rows = HeartbeatHourly.objects.filter(**in_window)
+    reporting = Q(dropped_max__isnull=False)
+    if connection.vendor == "postgresql":
+        rows = (
+            rows.annotate(b=Trunc("bucket", window.unit, tzinfo=UTC))
+            .values("b", "source_id")
+            .annotate(
+                seen=Cast(Sum(_BitCount("slots_seen")), BigIntegerField()),
+                low=Min("dropped_min", filter=reporting),
+                high=Max("dropped_max", filter=reporting),
+            )
+            .values_list("b", "source_id", "seen", "low", "high")
+        )
+        return [(_bucket_key(bucket), *row) for bucket, *row in rows]
+    sums: dict[tuple[datetime, int], list] = {}
+    keys: dict[datetime, datetime] = {}
+    for hour, source_id, slots_seen, dropped_min, dropped_max in rows.values_list(
+        "bucket", "source_id", "slots_seen", "dropped_min", "dropped_max"
+    ):
+        key = keys.get(hour)
+        if key is None:
+            key = keys[hour] = _truncated(hour, window.unit)
+        total = sums.setdefault((key, source_id), [0, None, None])
+        total[0] += slots_seen.bit_count()
+        if dropped_max is not None:
+            total[1] = dropped_min if total[1] is None else min(total[1], dropped_min)
+            total[2] = dropped_max if total[2] is None else max(total[2], dropped_max)
+    return [(key, source_id, *total) for (key, source_id), total in sums.items()]
 
 
 def _span_merge(spans: dict, key: object, low: int, high: int) -> None:
@@ -466,7 +553,8 @@ def figures_from(counts: RuleCounts, engines: SourceCounts) -> list[sli.Figure]:
         ),
         sli.audit_completeness(
             stored=engines.seq_stored,
-            missing_in_transit=engines.seq_expected - engines.seq_stored,
+            # A source that repeats a sequence number stores more than its span: no gap then.
+            missing_in_transit=max(engines.seq_expected - engines.seq_stored, 0),
             dropped_at_source=engines.dropped,
         ),
         sli.engine_availability(
@@ -569,33 +657,100 @@ def slis_report(*, window: Window, scope: SliScope, now: datetime | None = None)
 # Frameworks
 
 
-def _rule_verdict(counts: RuleCounts, targets: dict[str, Target]) -> bool | None:
-    """Whether one rule meets the targets of its rule-level SLIs (M1, M2, M3, M4, M7, M10).
+def _rule_verdict(
+    counts: RuleCounts, targets: dict[str, Target], plan: list | None = None
+) -> bool | None:
+    """Whether one rule meets the targets of its rule-level SLIs (M1, M2, M3, M4, M7, M10),
+    the quantiles (M1, M10) at p95.
 
     A rule that denies much is doing its job: the deny rate is judged only against a target
     set for that rule itself, not the organisation's (which drives the on-call burn rate).
+
+    This runs for every rule and bucket of every framework's series, so each SLI is read as
+    posture.sli computes it (_VERDICT_READINGS) without building the figure and its formula
+    text, and only those with a target: `plan`, _verdict_plan(targets) worked out once.
     """
-    figures = [
-        sli.decision_latency(counts=counts.latency, quantile=0.95),
-        sli.enforcement_success(enforced=counts.enforce_ok, expected=counts.enforce_expected),
-        sli.deny_rate(denies=counts.denies - counts.excepted_denies, decisions=counts.decisions),
-        sli.false_positive_rate(false_positives=counts.false_positives, triaged=counts.triaged),
-        sli.remediation_success(
-            succeeded=counts.remediations_succeeded,
-            attempts=counts.remediations_succeeded + counts.remediations_failed,
-        ),
-        sli.time_to_detect(counts=counts.ttd, quantile=0.95),
+    plan = _verdict_plan(targets) if plan is None else plan
+    return sli.rule_meets_targets(
+        slo_results=[
+            # meets_target reads only a figure's value and overflow, which a reading has.
+            sli.meets_target(figure=read(counts), target=target.target, direction=target.direction)
+            for read, target in plan
+        ]
+    )
+
+
+def _verdict_plan(targets: dict[str, Target]) -> list[tuple[Callable, Target]]:
+    """(reading, target) of each SLI a rule verdict judges against `targets`."""
+    return [
+        (_VERDICT_READINGS[code], target)
+        for code, target in targets.items()
+        if code in _VERDICT_READINGS and (code != "M3" or target.scope == Scope.RULE)
     ]
-    results = [
-        sli.meets_target(
-            figure=figure,
-            target=targets[figure.sli].target,
-            direction=targets[figure.sli].direction,
-        )
-        for figure in figures
-        if figure.sli in targets and (figure.sli != "M3" or targets["M3"].scope == Scope.RULE)
-    ]
-    return sli.rule_meets_targets(slo_results=results)
+
+
+_VERDICT_QUANTILE = 0.95
+_VERDICT_RANK = sli._decimal(_VERDICT_QUANTILE)  # as posture.sli reads q: 19/20 exactly
+
+
+class _Reading(NamedTuple):
+    """A figure's value, and whether it is an overflow quantile (a lower bound only)."""
+
+    value: float | None
+    overflow: bool = False
+
+
+def _quantile_reading(
+    counts: Sequence[int], bounds: Sequence[float], figure: Callable[..., sli.Figure]
+) -> _Reading:
+    """The value of figure(counts=counts, quantile=0.95): the upper bound of the bucket that
+    holds the observation of rank ceil(0.95 * n), exactly as posture.sli finds it. Counts it
+    would refuse go to `figure` itself, which raises."""
+    if len(counts) != len(bounds) + 1 or min(counts) < 0:
+        refused = figure(counts=counts, quantile=_VERDICT_QUANTILE)
+        return _Reading(refused.value, refused.overflow)
+    observations = sum(counts)
+    if observations == 0:
+        return _Reading(None)
+    rank = -(-_VERDICT_RANK.numerator * observations // _VERDICT_RANK.denominator)
+    seen = bucket = 0
+    for bucket, count in enumerate(counts):  # noqa: B007 (the bucket is read after the loop)
+        seen += count
+        if seen >= rank:
+            break
+    return _Reading(float(bounds[min(bucket, len(bounds) - 1)]), bucket == len(bounds))
+
+
+def _ratio_reading(figure: Callable[..., sli.Figure], **counts: int) -> _Reading:
+    """The value of figure(**counts), a ratio figure given its numerator then its
+    denominator: numerator / denominator as posture.sli divides, no data when the denominator
+    is 0. Counts it would refuse go to `figure` itself, which raises."""
+    numerator, denominator = counts.values()
+    if 0 <= numerator <= denominator:
+        return _Reading(numerator / denominator if denominator else None)
+    refused = figure(**counts)
+    return _Reading(refused.value, refused.overflow)
+
+
+# How a rule verdict reads each rule-level SLI from a rule's counts.
+_VERDICT_READINGS: dict[str, Callable[[RuleCounts], _Reading]] = {
+    "M1": lambda c: _quantile_reading(c.latency, sli.LATENCY_BOUNDS_MS, sli.decision_latency),
+    "M2": lambda c: _ratio_reading(
+        sli.enforcement_success, enforced=c.enforce_ok, expected=c.enforce_expected
+    ),
+    "M3": lambda c: _ratio_reading(
+        sli.deny_rate, denies=c.denies - c.excepted_denies, decisions=c.decisions
+    ),
+    "M4": lambda c: _ratio_reading(
+        sli.false_positive_rate, false_positives=c.false_positives, triaged=c.triaged
+    ),
+    "M7": lambda c: _ratio_reading(
+        sli.remediation_success,
+        succeeded=c.remediations_succeeded,
+        attempts=c.remediations_succeeded + c.remediations_failed,
+    ),
+    "M10": lambda c: _quantile_reading(c.ttd, sli.TTD_BOUNDS_SECONDS, sli.time_to_detect),
+}
 
 
 @dataclass
@@ -605,9 +760,31 @@ class _FrameworkMap:
     rules_by_control: dict[int, set[int]]  # control pk -> rules mapped to it or below it
     codes: dict[int, str]  # control pk -> code
 
-    @property
+    @functools.cached_property
     def rules(self) -> set[int]:
         return set().union(*self.rules_by_control.values())
+
+    @functools.cached_property
+    def leaves(self) -> list[tuple[str, list[int]]]:
+        """(code, sorted rules) of each mapped control that has no mapped control under it,
+        in control order: the controls a score weighs, once each."""
+        mapped = {pk for pk, rules in self.rules_by_control.items() if rules}
+        parents = {c.parent_id for c in self.controls if c.pk in mapped}
+        return [
+            (c.code, sorted(self.rules_by_control[c.pk]))
+            for c in self.controls
+            if c.pk in mapped and c.pk not in parents
+        ]
+
+
+@dataclass
+class _VerdictCache:
+    """Rule verdicts reached in one summary, shared by all its frameworks: a rule mapped into
+    several frameworks is judged on the same counts against the same targets in each."""
+
+    per_rule: dict[int, RuleCounts] | None = None  # window totals of every rule
+    window: dict[int, bool | None] = field(default_factory=dict)
+    buckets: dict[tuple[datetime, int], bool | None] = field(default_factory=dict)
 
 
 def _framework_map(framework: Framework, mapping_version: MappingVersion | None) -> _FrameworkMap:
@@ -683,18 +860,27 @@ def _framework_summary(
     by_bucket: dict[tuple[datetime, int], RuleCounts],
     targets: dict[int, dict[str, Target]],
     window: Window,
+    cache: _VerdictCache | None = None,
 ) -> dict:
-    per_rule: dict[int, RuleCounts] = defaultdict(RuleCounts)
-    for (_, rule_id), counts in by_bucket.items():
-        if rule_id in fmap.rules:
-            per_rule[rule_id].add(counts)
-    verdicts = {rule: _rule_verdict(per_rule[rule], targets[rule]) for rule in fmap.rules}
+    """`cache` carries verdicts from one framework to the next over the same `by_bucket`."""
+    cache = _VerdictCache() if cache is None else cache
+    if cache.per_rule is None:
+        cache.per_rule = defaultdict(RuleCounts)
+        for (_, rule_id), counts in by_bucket.items():
+            cache.per_rule[rule_id].add(counts)
+    verdicts = {}
+    for rule in fmap.rules:
+        if rule not in cache.window:
+            cache.window[rule] = _rule_verdict(
+                cache.per_rule.get(rule) or RuleCounts(), targets[rule]
+            )
+        verdicts[rule] = cache.window[rule]
     framework = fmap.framework
     return {
         "framework": {"slug": framework.slug, "name": framework.name, "version": framework.version},
         "window": window.as_dict(),
         "score": sli.compliance_score(controls=_leaf_statuses(fmap, verdicts)).as_dict(),
-        "series": _score_series(fmap, by_bucket, targets, window),
+        "series": _score_series(fmap, by_bucket, targets, window, cache),
         "verdicts": verdicts,
     }
 
@@ -709,16 +895,22 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
     org_targets = targets_for(scope, targets_all)
     mapping_version = mapping_version_current()
 
-    by_bucket = rule_counts(window=window, scope=scope, rule_ids=None)
-    engines_by_bucket = source_counts(window=window, scope=scope, rule_ids=None, now=now)
-    figures = figures_from(_window_totals(by_bucket), _source_window_totals(engines_by_bucket))
-    before = figures_from(
-        _window_totals(rule_counts(window=previous, scope=scope, rule_ids=None)),
-        _source_window_totals(source_counts(window=previous, scope=scope, rule_ids=None, now=now)),
-    )
+    # Both windows in one read, day by day: each day's counts stand alone, so the two windows
+    # are the same sums as two reads (half the statements).
+    both = Window(start=previous.start, end=window.end, unit=DAY)
+    rule_days = rule_counts(window=both, scope=scope, rule_ids=None)
+    engine_days = source_counts(window=both, scope=scope, rule_ids=None, now=now)
+    by_bucket = {key: counts for key, counts in rule_days.items() if key[0] >= window.start}
+    engines_by_bucket = {day: counts for day, counts in engine_days.items() if day >= window.start}
     daily_rules: dict[datetime, RuleCounts] = defaultdict(RuleCounts)
     for (bucket, _), counts in by_bucket.items():
         daily_rules[bucket].add(counts)
+    # The window's totals are the sum of its days' (integer counts: the same sums).
+    figures = figures_from(_window_totals(daily_rules), _source_window_totals(engines_by_bucket))
+    before = figures_from(
+        _window_totals({key: c for key, c in rule_days.items() if key[0] < window.start}),
+        _source_window_totals({day: c for day, c in engine_days.items() if day < window.start}),
+    )
     series = [
         figures_from(
             daily_rules.get(bucket, RuleCounts()), engines_by_bucket.get(bucket, SourceCounts())
@@ -738,10 +930,11 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
             }
         )
     frameworks = []
+    cache = _VerdictCache()
     for framework in Framework.objects.order_by("name"):
         fmap = _framework_map(framework, mapping_version)
         targets = _rule_targets(fmap.rules, targets_all)
-        summary = _framework_summary(fmap, by_bucket, targets, window)
+        summary = _framework_summary(fmap, by_bucket, targets, window, cache)
         summary.pop("verdicts")
         frameworks.append(summary)
     return {
@@ -755,15 +948,9 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
 
 def _leaf_statuses(fmap: _FrameworkMap, verdicts: dict[int, bool | None]) -> list:
     """The score weighs each mapped control that has no mapped control under it once."""
-    mapped = {pk for pk, rules in fmap.rules_by_control.items() if rules}
-    parents = {c.parent_id for c in fmap.controls if c.pk in mapped}
     return [
-        sli.control_status(
-            rule_results=[verdicts.get(rule) for rule in sorted(fmap.rules_by_control[c.pk])],
-            control=c.code,
-        )
-        for c in fmap.controls
-        if c.pk in mapped and c.pk not in parents
+        sli.control_status(rule_results=[verdicts.get(rule) for rule in rules], control=code)
+        for code, rules in fmap.leaves
     ]
 
 
@@ -772,17 +959,36 @@ def _score_series(
     by_bucket: dict[tuple[datetime, int], RuleCounts],
     targets: dict[int, dict[str, Target]],
     window: Window,
+    cache: _VerdictCache | None = None,
 ) -> list[dict]:
-    """The compliance score of each bucket of the window, judged on that bucket alone."""
+    """The compliance score of each bucket of the window, judged on that bucket alone.
+
+    Each (bucket, rule) is judged once however many frameworks map the rule (`cache`), and a
+    control's status once per combination of its rules' verdicts."""
+    judged = _VerdictCache().buckets if cache is None else cache.buckets
+    plans = {rule: _verdict_plan(rule_targets) for rule, rule_targets in targets.items()}
+    statuses: dict[tuple, sli.ControlStatus] = {}
     series = []
     for bucket in window.buckets():
-        verdicts = {
-            rule: _rule_verdict(by_bucket[(bucket, rule)], targets[rule])
-            if (bucket, rule) in by_bucket
-            else None
-            for rule in targets
-        }
-        score = sli.compliance_score(controls=_leaf_statuses(fmap, verdicts))
+        verdicts: dict[int, bool | None] = {}
+        for rule in targets:
+            key = (bucket, rule)
+            if key not in judged:
+                counts = by_bucket.get(key)
+                judged[key] = (
+                    None if counts is None else _rule_verdict(counts, targets[rule], plans[rule])
+                )
+            verdicts[rule] = judged[key]
+        controls = []
+        for code, rules in fmap.leaves:
+            results = (code, *map(verdicts.get, rules))
+            status = statuses.get(results)
+            if status is None:
+                status = statuses[results] = sli.control_status(
+                    rule_results=results[1:], control=code
+                )
+            controls.append(status)
+        score = sli.compliance_score(controls=controls)
         series.append({"bucket": bucket.isoformat(), "value": score.value})
     return series
 

@@ -4,13 +4,12 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from posture import charts
 from posture.context import EXECUTIVE_PAGE_ROLES
-from posture.pages import is_htmx
+from posture.pages import render_page
 from posture.permissions import role_required
 from posture.selectors import Window, executive_summary, high_severity_denies, window_last
 
@@ -81,7 +80,7 @@ def executive_dashboard(request: HttpRequest) -> HttpResponse:
         "charts": _charts(summary, frameworks, days),
     }
     body = "posture/_partials/executive_body.html"
-    return render(request, body if is_htmx(request) else "posture/executive.html", context)
+    return render_page(request, "posture/executive.html", body, context)
 
 
 def _figure(summary: dict, code: str, quantile: str) -> dict:

@@ -5,6 +5,7 @@ CI installs chromium (.ci/run) and sets POSTURE_REQUIRE_BROWSER=1, so a missing 
 there instead of skipping.
 """
 
+import importlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from posture.models import SloTarget
 from posture.roles import ROLES
 
 # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
@@ -49,6 +51,20 @@ def browser() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def slo_targets(transactional_db) -> None:
+    """The default SLO targets a migration seeds (a transactional test's flush removes them),
+    so that rules and controls are judged as in a real installation."""
+    seeded = importlib.import_module("posture.migrations.0003_default_slo_targets")
+    for sli, target, direction, note in seeded.DEFAULT_TARGETS:
+        SloTarget.objects.get_or_create(
+            sli=sli,
+            scope="org",
+            scope_value="",
+            defaults={"target": target, "direction": direction, "note": note},
+        )
 
 
 @pytest.fixture
@@ -85,9 +101,11 @@ def open_as(browser: Browser, live_server, transactional_db) -> Iterator[Callabl
         page = context.new_page()
         page.on(
             "console",
-            lambda message: problems.append(f"{role} {path}: {message.text}")
-            if message.type == "error"
-            else None,
+            lambda message: (
+                problems.append(f"{role} {path}: {message.text}")
+                if message.type == "error"
+                else None
+            ),
         )
         page.on("pageerror", lambda error: problems.append(f"{role} {path}: {error}"))
         page.goto(f"{live_server.url}/accounts/login/?{urlencode({'next': path})}")

@@ -7,9 +7,7 @@ from tests.browser.conftest import chart_drawn, screenshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_executive_sees_trends_charts_and_changes_the_period_without_reload(
-    demo_data, open_as
-):
+def test_the_executive_sees_trends_charts_and_changes_the_period_without_reload(demo_data, open_as):
     page = open_as("executive", "/dashboards/executive")
 
     assert page.get_by_role("heading", name="Compliance and enforcement").is_visible()
