@@ -144,6 +144,18 @@ class Event(models.Model):
         indexes = [
             # The event list: newest first, filtered by time range, cursor on (occurred_at, id).
             models.Index(fields=["occurred_at", "id"], name="event_occurred_idx"),
+            # The on-call page: the newest denies' reasons, and the window's remediations
+            # (loops and failures), without reading every decision of the hours around them.
+            models.Index(
+                fields=["occurred_at"],
+                condition=models.Q(kind="decision", outcome="deny"),
+                name="event_deny_occurred_idx",
+            ),
+            models.Index(
+                fields=["occurred_at"],
+                condition=models.Q(kind="remediation"),
+                name="event_remediation_occurred_idx",
+            ),
         ]
 
     def __str__(self) -> str:
