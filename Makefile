@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 # DEBUG defaults to true in settings; production sets DEBUG=false, SECRET_KEY and the signing key.
 
-.PHONY: install demo serve test test-sqlite test-postgres lint format bench clean
+.PHONY: install demo serve test test-sqlite test-postgres lint format bench bench-slis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ format: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+
+bench-slis: install
+	$(BIN)/python bench/slis.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

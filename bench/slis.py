@@ -15,14 +15,17 @@ What it does, in one run on one machine:
    straight into audit_event with binary COPY by a few worker processes. Then ANALYZE.
 2. Builds the rollups with posture.rollups.rollups_rebuild(), timed (the chains are marked as
    counted first: a rebuild counts each chain up to its cursor).
-3. Times posture.selectors.executive_summary(days=90) in this process (a warm-up call, then
-   the median of --runs calls): every SLI over 90 days beside the 90 days before, their daily
-   series, and each framework's compliance score and daily score series.
-4. Times the same summary computed straight from audit_event: two statements that GROUP BY the
-   raw events (decisions and sequence numbers in one scan; violations, remediations,
-   deployments, heartbeats, inventory and triage labels in another), whose counts go through
-   the same assembly (posture.sli formulas via the selectors' figure and framework helpers).
-   Both summaries must be equal, figure by figure and score by score.
+3. Times posture.selectors.executive_summary(days=90) in this process, set up as gunicorn's
+   workers are (posture.wsgi), a warm-up call, then the median of --runs calls: every SLI over
+   90 days beside the 90 days before, their daily series, and each framework's compliance
+   score and daily score series.
+4. Times the same summary computed straight from audit_event by three statements that GROUP
+   BY the raw events, both windows at once: decisions by day, rule and latency bucket;
+   sequence numbers by day, source and epoch; and one scan of the other kinds (violations,
+   remediations, deployments, heartbeats, inventory, triage labels) into a CTE with a GROUP BY
+   for each. Their counts go through the same assembly (posture.sli formulas via the
+   selectors' figure and framework helpers), and both summaries must be equal, figure by
+   figure and score by score.
 
 The report gives the generation and rollup build times, the two paths' times (median and p95
 of the runs), the speed-up, PASS/FAIL against the bars of the SLI issue (rollup path under
@@ -44,6 +47,7 @@ Run from the repository root (a full run takes about 10 minutes on 2 cores):
 import argparse
 import bisect
 import cProfile
+import gc
 import io
 import math
 import multiprocessing
@@ -752,9 +756,9 @@ def django_setup(url: str, tmp_dir: Path) -> None:
         DATABASE_CONN_MAX_AGE="3600",
         LOG_LEVEL="WARNING",
     )
-    import django
-
-    django.setup()
+    # Set up as gunicorn's workers are (posture/wsgi.py), garbage collector settings included:
+    # they are the processes that serve the dashboard.
+    import posture.wsgi  # noqa: F401
 
 
 def prepare_schema() -> list[int]:
@@ -1182,27 +1186,40 @@ def raw_summary(now: datetime, timings: RawTimings, days: int = DAYS) -> dict:
 # Timing and comparing the two paths.
 
 
-def _timed(call, runs: int) -> tuple[list[float], object]:
+def _timed(call, runs: int) -> tuple[list[float], list[float], object]:
+    """Wall and CPU milliseconds (this process only, so not PostgreSQL's) of `runs` calls."""
     result = None
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = call()
         times.append((time.perf_counter() - started) * 1000)
-    return times, result
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return times, cpu, result
 
 
-def _stats(times: list[float]) -> dict:
-    ordered = sorted(times)
+def _median(values: list[float]) -> float:
+    ordered, middle = sorted(values), len(values) // 2
+    return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _stats(times: list[float], cpu: list[float]) -> dict:
     return {
         "runs": len(times),
-        "median_ms": round(ordered[len(ordered) // 2] if len(ordered) % 2 else
-                           (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2, 1),
+        "median_ms": round(_median(times), 1),
         "p95_ms": round(percentile(times, 0.95), 1),
-        "min_ms": round(ordered[0], 1),
-        "max_ms": round(ordered[-1], 1),
+        "min_ms": round(min(times), 1),
+        "max_ms": round(max(times), 1),
         "all_ms": [round(t, 1) for t in times],
-    }  # fmt: skip
+        "python_cpu_median_ms": round(_median(cpu), 1),
+    }
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def first_difference(a: object, b: object, path: str = "") -> str | None:
@@ -1399,8 +1416,8 @@ def run(args: argparse.Namespace, tmp_dir: Path) -> Results:
             connection.execute("ANALYZE audit_event")
         step(f"triage labels on {TRIAGE_LABELS} denies (posture.services.triage_label)")
         results.triage_labels = triage_some_denies(TRIAGE_LABELS, window)
-        step(f"verifying {'every chain' if args.verify == 'all' else 'one chain'}")
         if args.verify != "none":
+            step(f"verifying {'every chain' if args.verify == 'all' else 'one chain'}")
             results.verify = verify_chains(args.verify)
             print(
                 f"  {results.verify['events']:,} events verified in {results.verify['seconds']} s"
@@ -1415,20 +1432,26 @@ def run(args: argparse.Namespace, tmp_dir: Path) -> Results:
 
     from posture.selectors import executive_summary
 
+    # What generating and counting left behind is no part of a web worker: out of the
+    # collector's way, as posture/wsgi.py does with what a worker loads at start.
+    gc.collect()
+    gc.freeze()
     now = datetime.now(UTC)
     results.settings["now"] = now.isoformat()
+    results.machine["load_average_before_timing"] = load_average()
     step(f"rollup path: executive_summary(days={DAYS}), 1 warm-up + {args.runs} runs")
     executive_summary(days=DAYS, now=now)
-    times, rollup = _timed(lambda: executive_summary(days=DAYS, now=now), args.runs)
-    results.rollup_path = _stats(times)
+    times, cpu, rollup = _timed(lambda: executive_summary(days=DAYS, now=now), args.runs)
+    results.rollup_path = _stats(times, cpu)
     print(f"  median {results.rollup_path['median_ms']} ms, p95 {results.rollup_path['p95_ms']} ms")
     results.rollup_breakdown = rollup_breakdown(now)
 
     step(f"raw path: the same summary by GROUP BY, 1 warm-up + {args.raw_runs} runs")
     raw_summary(now, RawTimings())
     timings = RawTimings()
-    times, raw = _timed(lambda: raw_summary(now, timings), args.raw_runs)
-    results.raw_path = _stats(times)
+    times, cpu, raw = _timed(lambda: raw_summary(now, timings), args.raw_runs)
+    results.raw_path = _stats(times, cpu)
+    results.machine["load_average_after_timing"] = load_average()
     results.raw_path["parts_ms"] = {
         key: round(value * 1000 / args.raw_runs, 1) for key, value in asdict(timings).items()
     }
@@ -1503,6 +1526,11 @@ def print_report(results: Results) -> None:
             f"{path['min_ms']:>9,.1f}{path['runs']:>6}"
         )
     print(f"speed-up (raw median / rollup median): {results.speedup:,}x")
+    print(
+        f"rollup path, Python CPU of this process: median {rp['python_cpu_median_ms']} ms a call; "
+        f"load average before/after the timing: {m.get('load_average_before_timing')} / "
+        f"{m.get('load_average_after_timing')}"
+    )
     print(
         f"rollup path, one call: {b['total_ms']} ms = SQL {b['sql_ms']} ms "
         f"({b['statements']} statements) + Python {b['python_ms']} ms"

@@ -14,6 +14,7 @@ _NAV = [
     ("Frameworks", "frameworks", ROLES),
     ("Rules", "rules", ROLES),
     ("Events", "events", ROLES),
+    ("Exceptions", "exceptions", ROLES),
     ("API", "api-docs", ROLES),
 ]
 

@@ -26,6 +26,7 @@ from posture.models import (
     DeploymentHourly,
     HeartbeatHourly,
     InventoryHourly,
+    PolicyException,
     RemediationHourly,
     RollupCursor,
     Rule,
@@ -254,7 +255,7 @@ def _latency_bucket() -> str:
 
 
 # 0: enforcement not expected (dry run, warn) or not reported; 1: expected, not applied;
-# 2: expected and applied. Decisions covered by an exception are counted once exceptions exist.
+# 2: expected and applied. Decisions covered by an exception are counted by _excepted_add.
 _ENFORCEMENT = (
     "CASE WHEN (e.mode IS NULL OR e.mode = 'enforce') AND e.enforced IS NOT NULL "
     "THEN (CASE WHEN e.enforced THEN 2 ELSE 1 END) ELSE 0 END"
@@ -289,8 +290,61 @@ def _decisions_add(span: tuple, since: datetime | None) -> None:
             amounts[LATENCY_COLUMNS[bucket]] = n
         _add(hourly, (hour, source_id, rule_id, environment, service, outcome), amounts)
         _add(daily, (hour.date(), source_id, rule_id, environment, outcome), amounts)
+    _excepted_add(span, since, hourly, daily)
     _upsert_sums(DecisionHourly, hourly)
     _upsert_sums(DecisionDaily, daily)
+
+
+def _excepted_add(span: tuple, since: datetime | None, hourly: dict, daily: dict) -> None:
+    """Count as excepted the range's decisions covered by an exception in force when they
+    occurred. Only decisions of rules that ever had an active exception are read one by one.
+
+    An exception's period (approval to expiry, or to its revocation) never changes once it
+    has begun, so counting at ingest and recounting in a rebuild agree."""
+    from posture.exceptions import exception_covers, exception_period_end
+
+    waivers: dict[int, list] = {}
+    for waiver in PolicyException.objects.filter(active_from__isnull=False):
+        waivers.setdefault(waiver.rule_id, []).append(waiver)
+    if not waivers:
+        return
+    where, tail = _span_filter(since)
+    rules = ", ".join(["%s"] * len(waivers))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_sql('hour')}, e.source_id, r.id, COALESCE(e.environment, ''), "  # noqa: S608
+            "COALESCE(e.service, ''), e.outcome, COALESCE(e.namespace, ''), "
+            "COALESCE(e.resource, ''), e.occurred_at "
+            "FROM audit_event e JOIN posture_rule r "
+            "ON r.policy = COALESCE(e.policy, '') AND r.name = COALESCE(e.rule, '') "
+            f"WHERE {where} AND e.kind = 'decision' AND r.id IN ({rules})",
+            [*span, *tail, *waivers],
+        )
+        decisions = cursor.fetchall()
+    for (
+        hour,
+        source_id,
+        rule_id,
+        environment,
+        service,
+        outcome,
+        namespace,
+        resource,
+        at,
+    ) in decisions:
+        at = _as_utc(at)
+        covered = any(
+            waiver.active_from <= at < exception_period_end(waiver)
+            and any(
+                exception_covers(waiver, environment=environment, service=name, resource=resource)
+                for name in {service, namespace}
+            )
+            for waiver in waivers[rule_id]
+        )
+        if covered:
+            hour = _as_utc(hour)
+            _add(hourly, (hour, source_id, rule_id, environment, service, outcome), {"excepted": 1})
+            _add(daily, (hour.date(), source_id, rule_id, environment, outcome), {"excepted": 1})
 
 
 def _add(table: dict, key: tuple, amounts: dict[str, int]) -> None:

@@ -213,8 +213,21 @@ class SourceCounts:
 
 def _bucket_key(value: datetime | date) -> datetime:
     if isinstance(value, datetime):
-        return value.astimezone(UTC)
+        # A _UtcTrunc bucket comes back from PostgreSQL as the naive UTC time.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return datetime.combine(value, time.min, tzinfo=UTC)
+
+
+class _UtcTrunc(Trunc):
+    """Trunc(field, unit, tzinfo=UTC), its rows read without Django's per-row time zone
+    conversion (a cost on every row of a long window): _bucket_key takes the time as the
+    database gives it, naive UTC from PostgreSQL, an aware time from SQLite's converter."""
+
+    def __init__(self, field: str, unit: str) -> None:
+        super().__init__(field, unit, tzinfo=UTC)
+
+    def get_db_converters(self, connection: object) -> list:
+        return self.output_field.get_db_converters(connection)
 
 
 class _IntSum(Cast):
@@ -262,9 +275,7 @@ def rule_counts(
         return queryset
 
     def by_bucket(queryset, time_field: str):
-        return queryset.annotate(b=Trunc(time_field, window.unit, tzinfo=UTC)).values(
-            "b", "rule_id"
-        )
+        return queryset.annotate(b=_UtcTrunc(time_field, window.unit)).values("b", "rule_id")
 
     # Decisions: the daily table serves whole-day windows not narrowed to a service.
     # Annotation names differ from the columns: an annotation may not shadow what it sums.
@@ -387,7 +398,7 @@ def source_counts(
     # M8: per (bucket, source, epoch), seen sequence numbers against the span they cover.
     rows = (
         SequenceHourly.objects.filter(**in_window)
-        .annotate(b=Trunc("bucket", window.unit, tzinfo=UTC))
+        .annotate(b=_UtcTrunc("bucket", window.unit))
         .values("b", "source_id", "epoch")
         .annotate(low=Min("seq_min"), high=Max("seq_max"), n_stored=Sum("stored"))
     )
@@ -440,7 +451,7 @@ def source_counts(
         rows = rows.filter(environment=scope.environment)
     if scope.service:
         rows = rows.filter(service=scope.service)
-    for row in rows.annotate(b=Trunc("bucket", window.unit, tzinfo=UTC)).values_list(
+    for row in rows.annotate(b=_UtcTrunc("bucket", window.unit)).values_list(
         "b", "source_id", "environment", "service", "observed_at", "resources_total",
         "resources_covered",
     ):  # fmt: skip
@@ -468,7 +479,7 @@ def _heartbeats(in_window: dict, window: Window) -> list[tuple]:
     reporting = Q(dropped_max__isnull=False)
     if connection.vendor == "postgresql":
         rows = (
-            rows.annotate(b=Trunc("bucket", window.unit, tzinfo=UTC))
+            rows.annotate(b=_UtcTrunc("bucket", window.unit))
             .values("b", "source_id")
             .annotate(
                 seen=Cast(Sum(_BitCount("slots_seen")), BigIntegerField()),
@@ -671,22 +682,30 @@ def _rule_verdict(
     text, and only those with a target: `plan`, _verdict_plan(targets) worked out once.
     """
     plan = _verdict_plan(targets) if plan is None else plan
-    return sli.rule_meets_targets(
-        slo_results=[
+    results = []
+    for read, target in plan:
+        reading = read(counts)
+        # No data neither meets nor misses a target: meets_target says None (the plan has
+        # already had it check the direction, which it does first).
+        results.append(
+            None
+            if reading.value is None
             # meets_target reads only a figure's value and overflow, which a reading has.
-            sli.meets_target(figure=read(counts), target=target.target, direction=target.direction)
-            for read, target in plan
-        ]
-    )
+            else sli.meets_target(figure=reading, target=target.target, direction=target.direction)
+        )
+    return sli.rule_meets_targets(slo_results=results)
 
 
 def _verdict_plan(targets: dict[str, Target]) -> list[tuple[Callable, Target]]:
     """(reading, target) of each SLI a rule verdict judges against `targets`."""
-    return [
+    plan = [
         (_VERDICT_READINGS[code], target)
         for code, target in targets.items()
         if code in _VERDICT_READINGS and (code != "M3" or target.scope == Scope.RULE)
     ]
+    for _, target in plan:  # refuses a direction it does not know, as it would with data
+        sli.meets_target(figure=_Reading(None), target=target.target, direction=target.direction)
+    return plan
 
 
 _VERDICT_QUANTILE = 0.95
@@ -966,7 +985,7 @@ def _score_series(
     Each (bucket, rule) is judged once however many frameworks map the rule (`cache`), and a
     control's status once per combination of its rules' verdicts."""
     judged = _VerdictCache().buckets if cache is None else cache.buckets
-    plans = {rule: _verdict_plan(rule_targets) for rule, rule_targets in targets.items()}
+    plans: dict[int, list] = {}
     statuses: dict[tuple, sli.ControlStatus] = {}
     series = []
     for bucket in window.buckets():
@@ -975,9 +994,12 @@ def _score_series(
             key = (bucket, rule)
             if key not in judged:
                 counts = by_bucket.get(key)
-                judged[key] = (
-                    None if counts is None else _rule_verdict(counts, targets[rule], plans[rule])
-                )
+                if counts is None:
+                    judged[key] = None
+                else:
+                    if rule not in plans:
+                        plans[rule] = _verdict_plan(targets[rule])
+                    judged[key] = _rule_verdict(counts, targets[rule], plans[rule])
             verdicts[rule] = judged[key]
         controls = []
         for code, rules in fmap.leaves:

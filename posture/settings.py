@@ -201,7 +201,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "posture.tasks.rollups_catch_up_task",
         "schedule": envint("POSTURE_ROLLUP_CATCH_UP_SECONDS", "30"),
     },
+    # Marks lapsed exceptions expired and sends the expiring / expired notices.
+    "exceptions-expire": {
+        "task": "posture.tasks.exceptions_expire_task",
+        "schedule": envint("POSTURE_EXCEPTION_EXPIRY_SECONDS", "300"),
+    },
 }
+
+# Email (exception notifications): printed to the console in DEBUG, SMTP otherwise.
+EMAIL_BACKEND = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "false")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "posture@localhost")
 
 # The ledger.
 # Ed25519 private key for checkpoints: PEM in POSTURE_SIGNING_KEY, or a PEM file. In DEBUG a
@@ -219,6 +238,16 @@ POSTURE_TRUSTED_PUBLIC_KEYS = envlist("POSTURE_TRUSTED_PUBLIC_KEYS")
 POSTURE_CHECKPOINT_EXPORT_DIR = envstr("POSTURE_CHECKPOINT_EXPORT_DIR")
 POSTURE_INGEST_MAX_EVENTS = envint("POSTURE_INGEST_MAX_EVENTS", "1000")
 POSTURE_INGEST_MAX_BYTES = envint("POSTURE_INGEST_MAX_BYTES", str(5 * 1024 * 1024))
+# Exceptions: the longest duration (days) an exception may ask for, by its rule's severity;
+# "" is a rule whose severity is unknown (uncatalogued).
+POSTURE_EXCEPTION_MAX_DAYS = {
+    "critical": envint("POSTURE_EXCEPTION_MAX_DAYS_CRITICAL", "7"),
+    "high": envint("POSTURE_EXCEPTION_MAX_DAYS_HIGH", "30"),
+    "medium": envint("POSTURE_EXCEPTION_MAX_DAYS_MEDIUM", "90"),
+    "low": envint("POSTURE_EXCEPTION_MAX_DAYS_LOW", "90"),
+    "info": envint("POSTURE_EXCEPTION_MAX_DAYS_INFO", "90"),
+    "": envint("POSTURE_EXCEPTION_MAX_DAYS_UNKNOWN", "90"),
+}
 # Prometheus scrapers send this as a bearer token; without it /metrics is for admins only.
 POSTURE_METRICS_TOKEN = envstr("POSTURE_METRICS_TOKEN")
 

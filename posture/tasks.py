@@ -47,3 +47,27 @@ def rollups_enqueue(*, source_id: int) -> None:
         _last_enqueued[source_id] = now
     except Exception:
         logger.warning("could not count source %s into the rollups now", source_id, exc_info=True)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def exception_notify_task(exception_id: int, kind: str) -> bool:
+    """One exception notice; a redelivered or retried task sends no second mail."""
+    from posture.exceptions import exception_notify
+
+    return exception_notify(exception_id=exception_id, kind=kind)
+
+
+@shared_task(acks_late=True)
+def exceptions_expire_task() -> int:
+    """Run by beat: mark lapsed exceptions expired and queue the expiring / expired notices."""
+    from posture.exceptions import exceptions_expire, exceptions_notify_expiring
+
+    expired = exceptions_expire()
+    exceptions_notify_expiring()
+    return expired

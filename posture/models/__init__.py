@@ -8,6 +8,13 @@ from posture.models.catalogue import (
     RuleControl,
     Severity,
 )
+from posture.models.exceptions import (
+    ExceptionApproval,
+    ExceptionNotification,
+    ExceptionState,
+    NotificationKind,
+    PolicyException,
+)
 from posture.models.rollups import (
     DecisionDaily,
     DecisionHourly,
@@ -33,11 +40,16 @@ __all__ = [
     "DeploymentHourly",
     "Direction",
     "EnforcementMode",
+    "ExceptionApproval",
+    "ExceptionNotification",
+    "ExceptionState",
     "Framework",
     "HeartbeatHourly",
     "InventoryHourly",
     "MappingVersion",
+    "NotificationKind",
     "PersonalToken",
+    "PolicyException",
     "RemediationHourly",
     "RollupCursor",
     "Rule",

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from posture import charts, selectors_catalogue
+from posture.exceptions import rule_exceptions
 from posture.models import Category, Rule, Severity
 from posture.pages import render_page
 from posture.permissions import role_required
@@ -158,6 +159,7 @@ def rule(request: HttpRequest, pk: int) -> HttpResponse:
         "versions": selectors_catalogue.rule_policy_versions(rule=found),
         "controls": selectors_catalogue.rule_controls(rule=found),
         "triage": selectors_catalogue.rule_triage(rule=found, window=window),
+        "exceptions": rule_exceptions(rule=found),
         "charts": _rule_charts(found, activity, window),
         "events_link": _events_link(found, window),
         "decision_links": _decision_links(found, activity, window),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from posture.pages import catalogue, executive, ledger, oncall
+from posture.pages import catalogue, exceptions, executive, ledger, oncall
 
 urlpatterns = [
     path("dashboards/executive", executive.executive_dashboard, name="dashboard-executive"),
@@ -16,4 +16,18 @@ urlpatterns = [
     path("events/<int:pk>", ledger.event, name="event"),
     path("events/<int:pk>/verify", ledger.event_verify, name="event-verify"),
     path("events/<int:pk>/triage", ledger.event_triage, name="event-triage"),
+]
+
+# Exceptions (waivers): posture/pages/exceptions.py.
+urlpatterns += [
+    path("exceptions", exceptions.exceptions, name="exceptions"),
+    path("exceptions/new", exceptions.exception_new, name="exception-new"),
+    path("exceptions/<int:pk>", exceptions.exception, name="exception"),
+    path(
+        "exceptions/<int:pk>/approve",
+        exceptions.exception_approve_page,
+        name="exception-approve",
+    ),
+    path("exceptions/<int:pk>/reject", exceptions.exception_reject_page, name="exception-reject"),
+    path("exceptions/<int:pk>/revoke", exceptions.exception_revoke_page, name="exception-revoke"),
 ]

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from audit.models import Event, VerificationRun
 from posture.context import EXECUTIVE_PAGE_ROLES, ONCALL_PAGE_ROLES
-from posture.models import Rule
+from posture.models import PolicyException, Rule
 from tests.conftest import event, post_events
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +122,63 @@ MATRIX = [
             **dict.fromkeys(("engineer", "oncall", "admin"), 400),
         },
     ),
+    # Exceptions (waivers): every role reads, engineers request, approvers decide, the
+    # requester or an approver revokes; enforcement points read the active ones with a source
+    # token. Transitions name exception 0, so permitted callers get past the role check to 404.
+    ("api-exceptions", "get", "/api/v1/exceptions", people_only(200)),
+    (
+        "api-exceptions",
+        "post",
+        "/api/v1/exceptions",
+        people_only(400, allowed=["engineer", "admin"]),
+    ),
+    ("api-exception", "get", "/api/v1/exceptions/{exception}", people_only(200)),
+    (
+        "api-exception-approve",
+        "post",
+        "/api/v1/exceptions/0/approve",
+        people_only(404, allowed=["approver", "admin"]),
+    ),
+    (
+        "api-exception-reject",
+        "post",
+        "/api/v1/exceptions/0/reject",
+        people_only(404, allowed=["approver", "admin"]),
+    ),
+    (
+        "api-exception-revoke",
+        "post",
+        "/api/v1/exceptions/0/revoke",
+        people_only(404, allowed=["engineer", "approver", "admin"]),
+    ),
+    (
+        "api-exceptions-active",
+        "get",
+        "/api/v1/exceptions/active",
+        {**people_only(200), "source": 200, "nobody": 200},
+    ),
+    (
+        "api-exceptions-bundle",
+        "get",
+        "/api/v1/exceptions/bundle.tar.gz",
+        {**people_only(200), "source": 200, "nobody": 200},
+    ),
+    ("exceptions", "get", "/exceptions", pages_for()),
+    ("exception-new", "get", "/exceptions/new", pages_for(("engineer", "admin"))),
+    ("exception", "get", "/exceptions/{exception}", pages_for()),
+    *[
+        (
+            name,
+            "post",
+            f"/exceptions/0/{action}",
+            {**pages_for(allowed), **dict.fromkeys(allowed, 404)},
+        )
+        for name, action, allowed in [
+            ("exception-approve", "approve", ("approver", "admin")),
+            ("exception-reject", "reject", ("approver", "admin")),
+            ("exception-revoke", "revoke", ("engineer", "approver", "admin")),
+        ]
+    ],
     # Engine adapters: sources only. The empty form body a source sends here is not JSON, so
     # it gets past authentication and permission to the body check (415).
     *[
@@ -172,11 +229,18 @@ def clients(people, source_token) -> dict[str, APIClient]:
     MATRIX,
     ids=[f"{method} {name}" for name, method, _, _ in MATRIX],
 )
-def test_access(clients, source_client, name, method, path, expected):
+def test_access(clients, people, source_client, name, method, path, expected):
     post_events(source_client, [event(1)])
     run = VerificationRun.objects.create(started_at="2026-11-25T00:00:00Z", status="passed")
     rule = Rule.objects.get_or_create(policy="kubernetes.admission", name="require-labels")[0]
-    path = path.format(event=Event.objects.get().pk, run=run.pk, rule=rule.pk)
+    waiver = PolicyException.objects.create(
+        rule=rule,
+        requester=people["engineer"],
+        justification="access matrix",
+        duration_days=1,
+        created_at=run.started_at,
+    )
+    path = path.format(event=Event.objects.get().pk, run=run.pk, rule=rule.pk, exception=waiver.pk)
     seen = {}
     for persona, client in clients.items():
         if method == "post" and path == "/api/v1/events":

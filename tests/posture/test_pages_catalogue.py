@@ -288,7 +288,7 @@ def test_a_rule_shows_its_decisions_versions_controls_and_triage(auditor, estate
     assert 'href="/frameworks/soc2-2017/controls/CC8.1?days=30"' in page
     assert "1 false positive" in page
     assert "batch job" in page
-    assert "None yet" in page  # exceptions
+    assert "No exception for this rule" in page  # exceptions
 
 
 def test_a_rule_by_the_hour_over_the_last_day(auditor, estate):

@@ -13,6 +13,8 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         key: value
         for key, value in os.environ.items()
         if key not in ("DEBUG", "SECRET_KEY", "POSTURE_SIGNING_KEY", "POSTURE_SIGNING_KEY_FILE")
+        # The browser tests set it for this process only; a deployment must never have it.
+        and key != "DJANGO_ALLOW_ASYNC_UNSAFE"
     }
     environment.update(env)
     return subprocess.run(
