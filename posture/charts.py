@@ -109,9 +109,7 @@ def line_chart(
         ]
     headings = ["time", *(item.name for item in series)]
     x_values = list(series[0].x) if series else []
-    rows = [
-        [x, *(_format(item.y[i], percent) for item in series)] for i, x in enumerate(x_values)
-    ]
+    rows = [[x, *(_format(item.y[i], percent) for item in series)] for i, x in enumerate(x_values)]
     return Chart(chart_id, title, {"data": traces, "layout": layout}, Table(headings, rows))
 
 
