@@ -811,8 +811,10 @@ def run(args: argparse.Namespace) -> Results:
         manage(env, "migrate", "--no-input")
         tokens = create_sources(env, SOURCES)
         port = free_port()
+        # With a broker the server enqueues rollups (without one it would count them inline,
+        # the embedded default); `--rollups off` leaves the queue without a worker.
+        env["CELERY_BROKER_URL"] = ROLLUP_BROKER
         if args.rollups == "worker":
-            env["CELERY_BROKER_URL"] = ROLLUP_BROKER
             step(f"starting a Celery worker for the rollups on {ROLLUP_BROKER}")
             worker_context = celery_worker(env, tmp_dir / "worker.log")
         else:

@@ -23,10 +23,10 @@ def rollups_catch_up_task() -> int:
     return rollups_apply_all()
 
 
-# At most one enqueue a second per source from each process: the task runs no sooner than a
-# second later (countdown), after every batch this process committed in between, so it counts
-# them too. Each run then counts many batches at once.
-ENQUEUE_INTERVAL_SECONDS = 1.0
+# At most one enqueue every few seconds per source from each process: the task runs no sooner
+# than that later (countdown), after every batch this process committed in between, so it
+# counts them too. Each run then counts many batches at once, in few transactions.
+ENQUEUE_INTERVAL_SECONDS = 5.0
 _last_enqueued: dict[int, float] = {}
 
 
