@@ -575,6 +575,31 @@ def figures_from(counts: RuleCounts, engines: SourceCounts) -> list[sli.Figure]:
     ]
 
 
+def figure_values(counts: RuleCounts, engines: SourceCounts) -> list[float | None]:
+    """The values of figures_from(counts, engines), in its order, without building each
+    figure's formula: what a daily series needs (tests hold the two to the same values)."""
+
+    def ratio(numerator: int, denominator: int) -> float | None:
+        return numerator / denominator if denominator else None
+
+    missing = max(engines.seq_expected - engines.seq_stored, 0)
+    return [
+        *(sli.histogram_quantile(counts.latency, sli.LATENCY_BOUNDS_MS, q) for q in QUANTILES),
+        ratio(counts.enforce_ok, counts.enforce_expected),
+        ratio(counts.denies - counts.excepted_denies, counts.decisions),
+        ratio(counts.false_positives, counts.triaged),
+        sli.histogram_quantile(counts.lead_time, sli.LEAD_TIME_BOUNDS_MINUTES, 0.95),
+        ratio(engines.resources_covered, engines.resources_total),
+        ratio(
+            counts.remediations_succeeded,
+            counts.remediations_succeeded + counts.remediations_failed,
+        ),
+        ratio(engines.seq_stored, engines.seq_stored + missing + engines.dropped),
+        ratio(min(engines.slots_seen, engines.slots_expected), engines.slots_expected),
+        sli.histogram_quantile(counts.ttd, sli.TTD_BOUNDS_SECONDS, 0.95),
+    ]
+
+
 # Which figure an SLO target applies to: M1 and M5/M10 at p95.
 def _target_figure(figure: sli.Figure) -> bool:
     return figure.sli != "M1" or figure.name.endswith("p95")
@@ -931,7 +956,7 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
         _source_window_totals({day: c for day, c in engine_days.items() if day < window.start}),
     )
     series = [
-        figures_from(
+        figure_values(
             daily_rules.get(bucket, RuleCounts()), engines_by_bucket.get(bucket, SourceCounts())
         )
         for bucket in window.buckets()
@@ -943,7 +968,7 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
                 **figure,
                 "previous": earlier.as_dict(),
                 "series": [
-                    {"bucket": bucket.isoformat(), "value": day[i].value}
+                    {"bucket": bucket.isoformat(), "value": day[i]}
                     for bucket, day in zip(window.buckets(), series, strict=True)
                 ],
             }
