@@ -4,7 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posture import sli
-from posture.selectors import RuleCounts, SourceCounts, figure_values, figures_from
+from posture.selectors import (
+    RuleCounts,
+    SourceCounts,
+    figure_values,
+    figures_from,
+    score_value,
+)
 
 COUNT = st.integers(min_value=0, max_value=10**7)
 
@@ -57,3 +63,10 @@ def test_figure_values_equal_the_figures_values(pair):
 
 def test_an_empty_bucket_is_no_data_everywhere():
     assert figure_values(RuleCounts(), SourceCounts()) == [None] * 12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([True, False, None]), max_size=6), max_size=12))
+def test_score_value_equals_the_compliance_score(rules_by_control):
+    controls = [sli.control_status(rule_results=results) for results in rules_by_control]
+    assert score_value(controls) == sli.compliance_score(controls=controls).value
