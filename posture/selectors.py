@@ -674,20 +674,80 @@ class SliReport:
 
 
 def slis_report(*, window: Window, scope: SliScope, now: datetime | None = None) -> SliReport:
-    """All SLIs for one window and scope, each beside its target."""
+    """All SLIs for one window and scope, each beside its target, with the error budget of
+    the window and the burn rates of this clock hour ("1h") and of the last 6 clock hours,
+    this one included ("6h"): hourly rollups make clock hours the unit (docs/slis.md)."""
     mapping_version = mapping_version_current()
     rule_ids = scope_rule_ids(scope, mapping_version)
-    counts = _window_totals(rule_counts(window=window, scope=scope, rule_ids=rule_ids))
-    engines = _source_window_totals(
-        source_counts(window=window, scope=scope, rule_ids=rule_ids, now=now)
+
+    def figures_of(span: Window) -> list[sli.Figure]:
+        counts = _window_totals(rule_counts(window=span, scope=scope, rule_ids=rule_ids))
+        engines = _source_window_totals(
+            source_counts(window=span, scope=scope, rule_ids=rule_ids, now=now)
+        )
+        return figures_from(counts, engines), counts
+
+    (figures, counts), targets = figures_of(window), targets_for(scope)
+    (hour, hour_counts), (six, six_counts) = (
+        figures_of(window_last(hours=hours, now=now)) for hours in (1, 6)
     )
+    judged = _judged(figures, targets)
+    for i, item in enumerate(judged):
+        target = targets.get(figures[i].sli)
+        if target is None or not _target_figure(figures[i]):
+            continue
+        good_total = _good_and_total(figures[i], target, counts)
+        if good_total is None:
+            continue
+        item["error_budget"] = sli.error_budget(
+            good=good_total[0], total=good_total[1], target=good_total[2]
+        ).as_dict()
+        burns = {}
+        for name, (recent, recent_counts) in (
+            ("1h", (hour, hour_counts)),
+            ("6h", (six, six_counts)),
+        ):
+            good, total, budget_target = _good_and_total(recent[i], target, recent_counts)
+            burns[name] = sli.burn_rate(bad=total - good, total=total, target=budget_target)
+        item["burn_rate"] = {
+            **burns,
+            "alert": sli.burn_alert(burn_1h=burns["1h"], burn_6h=burns["6h"]),
+        }
     return SliReport(
         window=window,
         scope=scope,
-        figures=_judged(figures_from(counts, engines), targets_for(scope)),
+        figures=judged,
         mapping_version=mapping_version.version if mapping_version else None,
         rollup_lag_seconds=rollup_lag().seconds_behind,
     )
+
+
+_HISTOGRAMS = {
+    "M1": ("latency", sli.LATENCY_BOUNDS_MS),
+    "M5": ("lead_time", sli.LEAD_TIME_BOUNDS_MINUTES),
+    "M10": ("ttd", sli.TTD_BOUNDS_SECONDS),
+}
+
+
+def _good_and_total(
+    figure: sli.Figure, target: Target, counts: RuleCounts
+) -> tuple[int, int, float] | None:
+    """(good events, all events, the share that must be good) behind an SLO, for its budget.
+
+    A ratio "at least T" counts its numerator as good; a rate "at most T" counts what is not
+    in its numerator, at 1 - T. A p95 "at most X" counts the observations at or under X (whole
+    buckets up to X), at 95 %."""
+    if figure.sli in _HISTOGRAMS:
+        name, bounds = _HISTOGRAMS[figure.sli]
+        histogram = getattr(counts, name)
+        good = sum(n for n, bound in zip(histogram, bounds, strict=False) if bound <= target.target)
+        return good, sum(histogram), 0.95
+    if figure.numerator is None or figure.denominator is None:
+        return 0, 0, target.target if target.direction == "at_least" else 1 - target.target
+    numerator, denominator = int(figure.numerator), int(figure.denominator)
+    if target.direction == "at_least":
+        return numerator, denominator, target.target
+    return denominator - numerator, denominator, 1 - target.target
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,3 +217,26 @@ def test_a_committed_batch_is_counted_by_itself_and_the_catch_up_finds_nothing(s
 
     assert sum(DecisionHourly.objects.values_list("decisions", flat=True)) == 3
     assert rollups_apply_all() == 0
+
+
+def test_each_slo_has_its_error_budget_and_recent_burn_rates(person, source_client):
+    now = datetime.now(UTC)
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    recent = (this_hour + (now - this_hour) / 2).isoformat()
+    # 9 decisions in this clock hour, 3 of them denies (3, 6, 9).
+    committed(post_events, source_client, [event(n, occurred_at=recent) for n in range(1, 10)])
+
+    report = person.get("/api/v1/slis", {"window": "1d"}).json()
+
+    deny_rate = figure(report, "M3")
+    # At most 5 % denies: 6 of 9 good, at 95 %; 3 bad against 0.45 allowed.
+    assert deny_rate["error_budget"]["good"] == 6
+    assert deny_rate["error_budget"]["total"] == 9
+    assert deny_rate["error_budget"]["exhausted"] is True
+    # (3 / 9) / 0.05 = 6.667 times the sustainable rate, this hour and in the last 6.
+    assert deny_rate["burn_rate"]["1h"] == pytest.approx(20 / 3)
+    assert deny_rate["burn_rate"]["6h"] == pytest.approx(20 / 3)
+    assert deny_rate["burn_rate"]["alert"] == "page"  # 6h >= 6 (SRE workbook)
+    latency = figure(report, "M1", "p95")
+    assert latency["error_budget"]["total"] == 9
+    assert "error_budget" not in figure(report, "M1", "p50")
