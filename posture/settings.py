@@ -221,6 +221,8 @@ EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "false")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "posture@localhost")
+# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (one file per message).
+EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH") or None
 
 # The ledger.
 # Ed25519 private key for checkpoints: PEM in POSTURE_SIGNING_KEY, or a PEM file. In DEBUG a

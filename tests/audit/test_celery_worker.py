@@ -25,7 +25,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def worker(settings, monkeypatch):
+def worker(settings, monkeypatch, tmp_path):
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
     monkeypatch.setitem(celery_app.conf, "broker_url", REDIS_URL)
     monkeypatch.setattr(celery_app, "_pool", None)
@@ -38,6 +38,9 @@ def worker(settings, monkeypatch):
         "CELERY_BROKER_URL": REDIS_URL,
         "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
         "POSTURE_SIGNING_KEY_FILE": settings.POSTURE_SIGNING_KEY_FILE,
+        # The worker's mail goes to files here, one per message, for the tests to read.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
     }
     process = subprocess.Popen(
         [
@@ -55,6 +58,7 @@ def worker(settings, monkeypatch):
         cwd=ROOT,
         env=env,
     )
+    process.mail_dir = tmp_path / "mail"
     yield process
     process.terminate()
     process.wait(timeout=30)
@@ -105,3 +109,40 @@ def test_a_worker_keeps_the_rollups_current_and_counts_nothing_twice(worker, sou
     assert wait_for(lambda: decisions_counted() == 45)
     time.sleep(0.5)
     assert decisions_counted() == 45
+
+
+def test_a_worker_expires_an_exception_and_notifies_once(worker, people):
+    """Expiry and its notice through the worker (acks late): a notice task delivered again
+    sends no second email."""
+    from datetime import UTC, datetime, timedelta
+
+    from posture.exceptions import exception_approve, exception_request
+    from posture.models import ExceptionState, PolicyException, Rule
+    from posture.tasks import exception_notify_task, exceptions_expire_task
+
+    for person in people.values():
+        person.email = f"{person.username}@example.com"
+        person.save(update_fields=["email"])
+    rule = Rule.objects.create(policy="k8s", name="require-labels", severity="high")
+    started = datetime.now(UTC) - timedelta(days=2)
+    exception = exception_request(
+        rule=rule,
+        requester=people["engineer"],
+        justification="vendor chart",
+        duration_days=1,
+        at=started,
+    )
+    exception_approve(exception=exception, approver=people["approver"], at=started)
+
+    def expired_notices() -> int:
+        files = worker.mail_dir.glob("*.log") if worker.mail_dir.exists() else []
+        return sum(path.read_text().count("has expired") for path in files)
+
+    exceptions_expire_task.delay()
+    assert wait_for(lambda: PolicyException.objects.get().state == ExceptionState.EXPIRED)
+    assert wait_for(lambda: expired_notices() == 1)
+    # The same notice again, as a broker redelivers an unacknowledged task.
+    exception_notify_task.delay(exception.pk, "expired")
+    exception_notify_task.delay(exception.pk, "expired")
+    time.sleep(3)
+    assert expired_notices() == 1
