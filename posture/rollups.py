@@ -324,7 +324,7 @@ def _excepted_add(span: tuple, since: datetime | None, hourly: dict, daily: dict
         cursor.execute(
             f"SELECT {_sql('hour')}, e.source_id, r.id, COALESCE(e.environment, ''), "  # noqa: S608
             "COALESCE(e.service, ''), e.outcome, COALESCE(e.namespace, ''), "
-            "COALESCE(e.resource, ''), e.occurred_at "
+            f"COALESCE(e.resource, ''), e.occurred_at, {_ENFORCEMENT} "
             "FROM audit_event e JOIN posture_rule r "
             "ON r.policy = COALESCE(e.policy, '') AND r.name = COALESCE(e.rule, '') "
             f"WHERE {where} AND e.kind = 'decision' AND r.id IN ({rules})",
@@ -341,6 +341,7 @@ def _excepted_add(span: tuple, since: datetime | None, hourly: dict, daily: dict
         namespace,
         resource,
         at,
+        enforcement,
     ) in decisions:
         at = _as_utc(at)
         covered = any(
@@ -353,8 +354,15 @@ def _excepted_add(span: tuple, since: datetime | None, hourly: dict, daily: dict
         )
         if covered:
             hour = _as_utc(hour)
-            _add(hourly, (hour, source_id, rule_id, environment, service, outcome), {"excepted": 1})
-            _add(daily, (hour.date(), source_id, rule_id, environment, outcome), {"excepted": 1})
+            # Kept apart by enforcement too, so that M2 leaves excepted decisions out of both
+            # its numerator and its denominator.
+            amounts = {"excepted": 1}
+            if enforcement:
+                amounts["excepted_enforce_expected"] = 1
+            if enforcement == 2:
+                amounts["excepted_enforce_ok"] = 1
+            _add(hourly, (hour, source_id, rule_id, environment, service, outcome), amounts)
+            _add(daily, (hour.date(), source_id, rule_id, environment, outcome), amounts)
 
 
 def _add(table: dict, key: tuple, amounts: dict[str, int]) -> None:

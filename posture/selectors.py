@@ -283,8 +283,9 @@ def rule_counts(
     decision_sums = {
         "n_decisions": _IntSum("decisions"),
         "n_denies": _IntSum(Case(When(outcome="deny", then=F("decisions")), default=0)),
-        "n_enforce_expected": _IntSum("enforce_expected"),
-        "n_enforce_ok": _IntSum("enforce_ok"),
+        # M2 leaves decisions covered by an exception out of both sides.
+        "n_enforce_expected": _IntSum(F("enforce_expected") - F("excepted_enforce_expected")),
+        "n_enforce_ok": _IntSum(F("enforce_ok") - F("excepted_enforce_ok")),
         "n_excepted": _IntSum("excepted"),
         "n_excepted_denies": _IntSum(Case(When(outcome="deny", then=F("excepted")), default=0)),
         **_sums(LATENCY_COLUMNS, prefix="n_"),

@@ -67,6 +67,9 @@ class DecisionHourly(models.Model):
     enforce_expected = _count()
     enforce_ok = _count()
     excepted = _count()
+    # Of the excepted: enforcement expected, and applied (M2 leaves them out).
+    excepted_enforce_expected = _count()
+    excepted_enforce_ok = _count()
     latency_observed = _count()
 
     class Meta:
@@ -91,6 +94,9 @@ class DecisionDaily(models.Model):
     enforce_expected = _count()
     enforce_ok = _count()
     excepted = _count()
+    # Of the excepted: enforcement expected, and applied (M2 leaves them out).
+    excepted_enforce_expected = _count()
+    excepted_enforce_ok = _count()
     latency_observed = _count()
 
     class Meta:

@@ -695,3 +695,30 @@ def test_decisions_after_a_revocation_are_not_excepted(rule, people, source_clie
     rollups_apply_all()
 
     assert sum(row.excepted for row in DecisionHourly.objects.filter(rule=rule)) == 9
+
+
+def test_an_excepted_decision_left_unenforced_is_no_enforcement_failure(
+    rule, people, source_client
+):
+    from posture.rollups import rollups_apply_all
+    from posture.selectors import SliScope, Window, slis_report
+    from tests.conftest import event, post_events
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    waiver = _request(
+        rule, people["engineer"], environment="", resource_pattern="deployment/payments-1", at=start
+    )
+    exception_approve(exception=waiver, approver=people["approver"], at=start)
+    # Ten enforced decisions; the waived resource's deny was let through (not enforced).
+    events = [event(n) for n in range(2, 11)]
+    events.append(event(1, outcome="deny", enforced=False))
+    post_events(source_client, events)
+    rollups_apply_all()
+
+    window = Window(start=start, end=start + timedelta(days=1), unit="day")
+    report = slis_report(window=window, scope=SliScope())
+    m2 = next(f for f in report.figures if f["sli"] == "M2")
+    m3 = next(f for f in report.figures if f["sli"] == "M3")
+    # 9 of 9 enforced once the excepted one is left out; denies 3, 6, 9 (1 is excepted).
+    assert (m2["numerator"], m2["denominator"]) == (9, 9)
+    assert (m3["numerator"], m3["denominator"]) == (3, 10)
