@@ -55,13 +55,9 @@ class RollupCursor(models.Model):
         return f"{self.source_id}@{self.seq}"
 
 
-class DecisionHourly(models.Model):
-    bucket = models.DateTimeField()
-    source = _source()
-    rule = _rule()
-    environment = _dimension()
-    service = _dimension()
-    outcome = _dimension(16)
+class DecisionMeasures(models.Model):
+    """What the decision rollups count, by hour and by day."""
+
     decisions = _count()
     # Enforcement was expected (mode enforce or unset) and the enforcement point reported it.
     enforce_expected = _count()
@@ -73,6 +69,18 @@ class DecisionHourly(models.Model):
     latency_observed = _count()
 
     class Meta:
+        abstract = True
+
+
+class DecisionHourly(DecisionMeasures):
+    bucket = models.DateTimeField()
+    source = _source()
+    rule = _rule()
+    environment = _dimension()
+    service = _dimension()
+    outcome = _dimension(16)
+
+    class Meta:
         constraints = [
             # The incremental upsert (INSERT ... ON CONFLICT) and the scoped SLI queries.
             models.UniqueConstraint(
@@ -82,7 +90,7 @@ class DecisionHourly(models.Model):
         ]
 
 
-class DecisionDaily(models.Model):
+class DecisionDaily(DecisionMeasures):
     """DecisionHourly without the service, by UTC day: what the 90-day trends read."""
 
     day = models.DateField()
@@ -90,14 +98,6 @@ class DecisionDaily(models.Model):
     rule = _rule()
     environment = _dimension()
     outcome = _dimension(16)
-    decisions = _count()
-    enforce_expected = _count()
-    enforce_ok = _count()
-    excepted = _count()
-    # Of the excepted: enforcement expected, and applied (M2 leaves them out).
-    excepted_enforce_expected = _count()
-    excepted_enforce_ok = _count()
-    latency_observed = _count()
 
     class Meta:
         constraints = [
