@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 # DEBUG defaults to true in settings; production sets DEBUG=false, SECRET_KEY and the signing key.
 
-.PHONY: install demo serve test test-sqlite test-postgres lint format bench bench-slis clean
+.PHONY: install demo serve test test-sqlite test-postgres lint format bench bench-slis bench-opa bench-pages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ bench: install
 
 bench-slis: install
 	$(BIN)/python bench/slis.py
+
+bench-opa: install
+	$(BIN)/python bench/opa.py
+
+# Page render times on the data set bench-slis leaves behind.
+bench-pages: install
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
