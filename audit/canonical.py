@@ -32,6 +32,19 @@ def canonical_json(value: object) -> bytes:
     return _ENCODER.encode(value)
 
 
+class NotCanonicalJSON(ValueError):
+    """Stored bytes that do not parse as JSON."""
+
+
+def canonical_loads(data: bytes) -> object:
+    """Parse stored canonical bytes, as ingest parsed the events (msgspec: integers of any size
+    stay exact). Raises NotCanonicalJSON for bytes that are not JSON."""
+    try:
+        return msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise NotCanonicalJSON(str(error)) from None
+
+
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, the form Posture writes its own times in."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

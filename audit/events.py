@@ -5,7 +5,6 @@ The JSON Schema in audit/schema/event.schema.json describes the same rules for c
 tests/audit/test_event_schema.py keeps the two in agreement.
 """
 
-import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ MAX_ATTRIBUTES_BYTES = 16 * 1024
 MAX_ATTRIBUTES_DEPTH = 32
 MAX_ERRORS_PER_EVENT = 20
 MAX_INT = 2**63 - 1
+MAX_LATENCY_MS = 10**12  # 31 years: anything above is a unit mistake, and a float holds it
 
 SOURCE_KINDS = (
     "decision",
@@ -171,7 +171,8 @@ def typed_columns(event: dict) -> list:
             columns[position] = parse_timestamp(columns[position])
     latency = columns[_LATENCY_MS]
     if isinstance(latency, int) and not isinstance(latency, bool):
-        columns[_LATENCY_MS] = float(latency)
+        # Beyond MAX_LATENCY_MS the field check refuses it; a float might not hold it.
+        columns[_LATENCY_MS] = float(latency) if abs(latency) <= MAX_LATENCY_MS else None
     return columns
 
 
@@ -207,10 +208,11 @@ def _boolean(value: object) -> str | None:
 
 
 def _latency(value: object) -> str | None:
+    # Compared before any conversion: a huge integer does not fit in a float.
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and math.isfinite(value) and value >= 0:
+    if number and 0 <= value <= MAX_LATENCY_MS:
         return None
-    return "a number of milliseconds, at least 0"
+    return f"a number of milliseconds, from 0 to {MAX_LATENCY_MS:,}"
 
 
 def _trace_id(value: object) -> str | None:

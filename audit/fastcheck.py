@@ -25,6 +25,7 @@ from audit.events import (
     MAX_ATTRIBUTES_DEPTH,
     MAX_EVENT_ID,
     MAX_INT,
+    MAX_LATENCY_MS,
     OUTCOMES,
     RFC3339_PATTERN,
     SEVERITIES,
@@ -40,7 +41,9 @@ from audit.events import (
 _TIMESTAMP = Annotated[str, Meta(pattern=RFC3339_PATTERN)]
 _COUNTER = Annotated[int, Meta(ge=0, le=MAX_INT)]
 # Integers stay integers (the canonical bytes keep what was sent); msgspec would make a float.
-_LATENCY = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0)]
+_LATENCY = (
+    Annotated[int, Meta(ge=0, le=MAX_LATENCY_MS)] | Annotated[float, Meta(ge=0, le=MAX_LATENCY_MS)]
+)
 
 # What each kind requires on top of the core fields; the Python path has the same rules in
 # audit.events._validate_kind_fields.

@@ -18,7 +18,7 @@ import orjson
 from django.db import connection, connections, transaction
 
 from audit import storage
-from audit.canonical import GENESIS_HASH, chain_hash
+from audit.canonical import GENESIS_HASH, NotCanonicalJSON, canonical_loads, chain_hash
 from audit.events import TIMESTAMP_FIELDS, TYPED_FIELDS, typed_columns
 from audit.models import ChainHead, Checkpoint, Event, Source
 from audit.signing import signature_valid, trusted_public_keys
@@ -178,8 +178,8 @@ def _row_problem(
     if hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest() != stored_hash:
         return "hash does not match the stored bytes"
     try:
-        record = orjson.loads(canonical)
-    except orjson.JSONDecodeError:
+        record = canonical_loads(canonical)
+    except NotCanonicalJSON:
         return "stored bytes are not JSON"
     mismatch = _column_mismatch(row, record, source_name, text_times)
     if mismatch:
@@ -486,8 +486,8 @@ def event_verify(event: Event) -> EventProof:
     checks.append(_next_link(source, event.seq, stored_hash, by_seq.get(event.seq + 1)))
 
     try:
-        record = orjson.loads(canonical)
-    except orjson.JSONDecodeError:
+        record = canonical_loads(canonical)
+    except NotCanonicalJSON:
         mismatch = "stored bytes are not JSON"
     else:
         mismatch = _column_mismatch(row, record, source.name, text_times)

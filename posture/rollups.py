@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-import orjson
 import psycopg
 from django.db import connection, transaction
 
+from audit.canonical import canonical_loads
 from audit.models import ChainHead, Event, EventKind, Source
 from audit.storage import db_time
 from posture.models import (
@@ -485,7 +485,7 @@ def _rule_ids(events: list[_Row]) -> dict[tuple[str, str], int]:
 
 
 def _payload(event: _Row) -> dict:
-    return orjson.loads(bytes(event.canonical))["event"]
+    return canonical_loads(bytes(event.canonical))["event"]
 
 
 class _Counts:

@@ -1,6 +1,6 @@
-import orjson
 from rest_framework import serializers
 
+from audit.canonical import canonical_loads
 from audit.models import Checkpoint, Event, VerificationRun
 
 
@@ -44,7 +44,7 @@ class EventSerializer(serializers.ModelSerializer):
         ]
 
     def get_payload(self, event: Event) -> dict:
-        return orjson.loads(bytes(event.canonical))["event"]
+        return canonical_loads(bytes(event.canonical))["event"]
 
 
 class CheckpointSerializer(serializers.ModelSerializer):

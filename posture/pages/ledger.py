@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.canonical import canonical_loads
 from audit.events import OUTCOMES, SEVERITIES, STATUSES, TYPED_FIELDS
 from audit.filtersets import EventFilterSet
 from audit.models import Event, EventKind, Source, SourceKind
@@ -173,7 +174,7 @@ def _is_deny(event: Event) -> bool:
 
 
 def _event_context(request: HttpRequest, item: Event, **extra) -> dict:
-    record = orjson.loads(bytes(item.canonical))
+    record = canonical_loads(bytes(item.canonical))
     neighbours = event_neighbours(item)
     rule = None
     if item.policy or item.rule:

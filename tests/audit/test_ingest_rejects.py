@@ -137,6 +137,7 @@ BAD_EVENTS = {
     "negative latency": (event(1, latency_ms=-1), "latency_ms"),
     "latency as string": (event(1, latency_ms="12"), "latency_ms"),
     "latency as boolean": (event(1, latency_ms=True), "latency_ms"),
+    "latency beyond 10^12 ms": (event(1, latency_ms=10**12 + 1), "latency_ms"),
     "negative source_seq": (event(1, source_seq=-5), "source_seq"),
     "source_seq too big": (event(1, source_seq=2**63), "source_seq"),
     "source_seq float": (event(1, source_seq=1.5), "source_seq"),
