@@ -931,8 +931,40 @@ def framework_status(*, slug: str, window: Window) -> dict:
     mapping_version = mapping_version_current()
     fmap = _framework_map(framework, mapping_version)
     by_bucket = rule_counts(window=window, scope=SliScope(), rule_ids=fmap.rules)
-    targets = _rule_targets(fmap.rules, list(SloTarget.objects.all()))
-    summary = _framework_summary(fmap, by_bucket, targets, window)
+    targets = list(SloTarget.objects.all())
+    return _framework_status(fmap, window, by_bucket, targets, mapping_version, _VerdictCache())
+
+
+def frameworks_status(*, window: Window) -> list[dict]:
+    """framework_status of every framework, by name: one read of the rollups and each rule
+    judged once, however many frameworks map it."""
+    mapping_version = mapping_version_current()
+    by_bucket = rule_counts(window=window, scope=SliScope(), rule_ids=None)
+    targets = list(SloTarget.objects.all())
+    cache = _VerdictCache()
+    return [
+        _framework_status(
+            _framework_map(framework, mapping_version),
+            window,
+            by_bucket,
+            targets,
+            mapping_version,
+            cache,
+        )
+        for framework in Framework.objects.order_by("name")
+    ]
+
+
+def _framework_status(
+    fmap: "_FrameworkMap",
+    window: Window,
+    by_bucket: dict[tuple[datetime, int], RuleCounts],
+    targets_all: list[SloTarget],
+    mapping_version: MappingVersion | None,
+    cache: "_VerdictCache",
+) -> dict:
+    targets = _rule_targets(fmap.rules, targets_all)
+    summary = _framework_summary(fmap, by_bucket, targets, window, cache)
     verdicts = summary.pop("verdicts")
     open_now = _violations_open(fmap.rules, at=window.end)
     controls = []

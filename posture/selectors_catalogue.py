@@ -22,7 +22,6 @@ from posture.models import (
     DecisionDaily,
     DecisionHourly,
     DeploymentHourly,
-    Framework,
     Rule,
     RuleControl,
     Scope,
@@ -42,7 +41,7 @@ from posture.selectors import (
     Window,
     _rule_verdict,  # the verdict the framework score counts, so both pages agree
     figures_from,
-    framework_status,
+    frameworks_status,
     mapping_version_current,
     rule_counts,
     targets_for,
@@ -64,8 +63,7 @@ def frameworks_overview(*, window: Window) -> list[dict]:
     """Each framework's status (framework_status) over the window, by name, with how many
     controls its score weighs and how many of those have failing rules."""
     overview = []
-    for slug in Framework.objects.order_by("name").values_list("slug", flat=True):
-        status = framework_status(slug=slug, window=window)
+    for status in frameworks_status(window=window):
         rows = control_tree(status)
         overview.append(
             {
