@@ -287,6 +287,40 @@ def _export_checkpoint(checkpoint: Checkpoint) -> None:
         logger.exception("could not append checkpoint %s to %s", checkpoint.number, path)
 
 
+MAX_EVENT_ERRORS_SHOWN = 100
+
+
+def batch_records(
+    *,
+    document: bytes,
+    source: Source,
+    max_events: int,
+    parsed: list | None = None,
+    origins: list[str] | None = None,
+) -> tuple[list[EventRecord], int]:
+    """The records of a batch of native events and how many events it held, or
+    IngestRejected naming each bad event (and, given `origins`, the engine record it came
+    from). The fast path first; the Python checks when it is not sure. `parsed`: the events
+    already parsed from `document`, when the caller has them."""
+    fast = fast_records(document, default_environment=source.environment, max_events=max_events)
+    if fast is not None:
+        return fast
+    events = parsed if parsed is not None else parse_events(document, max_events=max_events)
+    records, errors = validate_batch(events, default_environment=source.environment)
+    if errors:
+        what = "mapped events" if origins else "events"
+        raise IngestRejected(
+            400,
+            "invalid_events",
+            f"{len(errors)} of {len(events)} {what} are invalid; nothing was stored",
+            events=[
+                {**error.as_dict(), **({"record": origins[error.index]} if origins else {})}
+                for error in errors[:MAX_EVENT_ERRORS_SHOWN]
+            ],
+        )
+    return records, len(events)
+
+
 def ingest_native(
     *, source: Source, body: bytes, content_type: str, content_encoding: str
 ) -> AppendResult:
@@ -300,21 +334,9 @@ def ingest_native(
         content_encoding=content_encoding,
         max_bytes=settings.POSTURE_INGEST_MAX_BYTES,
     )
-    max_events = settings.POSTURE_INGEST_MAX_EVENTS
-    fast = fast_records(document, default_environment=source.environment, max_events=max_events)
-    if fast is not None:
-        records, received = fast
-    else:
-        raw_events = parse_events(document, max_events=max_events)
-        records, errors = validate_batch(raw_events, default_environment=source.environment)
-        if errors:
-            raise IngestRejected(
-                400,
-                "invalid_events",
-                f"{len(errors)} of {len(raw_events)} events are invalid; nothing was stored",
-                events=[error.as_dict() for error in errors[:100]],
-            )
-        received = len(raw_events)
+    records, received = batch_records(
+        document=document, source=source, max_events=settings.POSTURE_INGEST_MAX_EVENTS
+    )
     result = ledger_append_batch(source=source, records=records)
     repeated_in_batch = received - len(records)
     if repeated_in_batch:

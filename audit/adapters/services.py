@@ -1,6 +1,6 @@
 """Adapter ingest: read an engine's request, map it, and append it like a native batch.
 
-Every path ends in audit.events.validate_batch and audit.services.ledger_append_batch, so
+Every path ends in audit.services.batch_records and ledger_append_batch, as native ingest does, so
 adapter events share the chain, idempotency by (source, event_id), atomic batches and the
 refusal format of native ingest. Each function raises IngestRejected (nothing stored) for a
 request it cannot take whole.
@@ -21,11 +21,9 @@ from audit.adapters.config import opa_rules, validate_adapter_config
 from audit.adapters.decode import as_records, decode_document
 from audit.adapters.snapshots import Observation, observation_events
 from audit.adapters.state import scope_state_read
-from audit.events import validate_batch
-from audit.fastcheck import fast_records
 from audit.ingest import IngestRejected
 from audit.models import Source
-from audit.services import AppendResult, ledger_append_batch
+from audit.services import AppendResult, batch_records, ledger_append_batch
 
 # One report or constraint list can hold many results; this bounds one transaction.
 EVENTS_PER_REQUEST_FACTOR = 20
@@ -164,31 +162,15 @@ def _append(source: Source, mapped: list[Mapped]) -> AppendResult:
             413, "too_many_events", f"the request maps to {len(mapped)} events; at most {limit}"
         )
     events = [item.event for item in mapped]
-    records = _validated(source, events, origins=[item.origin for item in mapped])
+    records, _ = batch_records(
+        document=orjson.dumps(events),
+        source=source,
+        max_events=len(events),
+        parsed=events,
+        origins=[item.origin for item in mapped],
+    )
     result = ledger_append_batch(source=source, records=records)
     repeated_in_request = len(events) - len(records)
     if repeated_in_request:
         result = dataclasses.replace(result, duplicates=result.duplicates + repeated_in_request)
     return result
-
-
-def _validated(source: Source, events: list[dict], *, origins: list[str]) -> list:
-    """The native path's records: checked in C when the whole batch is certainly valid,
-    else by the Python checks, which name each bad event (and here its engine record)."""
-    fast = fast_records(
-        orjson.dumps(events), default_environment=source.environment, max_events=len(events)
-    )
-    if fast is not None:
-        return fast[0]
-    records, errors = validate_batch(events, default_environment=source.environment)
-    if errors:
-        raise IngestRejected(
-            400,
-            "invalid_events",
-            f"{len(errors)} of {len(events)} mapped events are invalid; nothing was stored",
-            events=[
-                {**error.as_dict(), "record": origins[error.index]}
-                for error in errors[:MAX_ERRORS_SHOWN]
-            ],
-        )
-    return records

@@ -5,21 +5,15 @@ Same authentication, permission, metrics and refusal handling as native ingest
 """
 
 import logging
-import time
 from collections.abc import Callable
 
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.adapters import services
 from audit.api.serializers import IngestErrorSerializer, IngestResultSerializer
-from audit.api.views import SOURCE_OR_PERSON_AUTHENTICATION
-from audit.ingest import IngestRejected
+from audit.api.views import SOURCE_OR_PERSON_AUTHENTICATION, ingest_response
 from audit.services import AppendResult
-from posture.metrics import INGEST_EVENTS, INGEST_REJECTED_BATCHES, INGEST_SECONDS
 from posture.permissions import IsSource
 
 logger = logging.getLogger(__name__)
@@ -45,37 +39,7 @@ class AdapterIngestView(APIView):
     fmt = ""
 
     def post(self, request, *args, **kwargs):
-        started = time.perf_counter()
-        source = request.auth.source
-        try:
-            try:
-                body = request.body
-            except RequestDataTooBig:
-                raise IngestRejected(413, "too_large", "request body is too large") from None
-            result = type(self).ingest(
-                source=source,
-                body=body,
-                content_type=request.META.get("CONTENT_TYPE", ""),
-                content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
-            )
-        except IngestRejected as rejected:
-            INGEST_REJECTED_BATCHES.labels(rejected.reason).inc()
-            logger.info(
-                "adapter batch rejected",
-                extra={
-                    "source": source.name,
-                    "format": self.fmt,
-                    "reason": rejected.reason,
-                    "detail": rejected.detail,
-                },
-            )
-            return Response(rejected.as_dict(), status=rejected.status)
-        INGEST_EVENTS.labels(source.name, "accepted").inc(result.accepted)
-        if result.duplicates:
-            INGEST_EVENTS.labels(source.name, "duplicate").inc(result.duplicates)
-        INGEST_SECONDS.observe(time.perf_counter() - started)
-        status_code = status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK
-        return Response(result.as_dict(), status=status_code)
+        return ingest_response(request, type(self).ingest, fmt=self.fmt)
 
 
 def _schema(summary: str, description: str, media_types: tuple[str, ...] = ("application/json",)):

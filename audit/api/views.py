@@ -1,5 +1,6 @@
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from audit.filtersets import EventFilterSet
 from audit.ingest import IngestRejected
 from audit.models import Checkpoint, Source, VerificationRun, VerificationStatus
 from audit.selectors import events_for_list
-from audit.services import CheckpointRefused, checkpoint_create, ingest_native
+from audit.services import AppendResult, CheckpointRefused, checkpoint_create, ingest_native
 from audit.signing import current_public_key, trusted_public_keys
 from audit.tasks import ledger_verify_task
 from posture.authentication import PersonalTokenAuthentication, SourceTokenAuthentication
@@ -58,6 +59,45 @@ class EventCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+def ingest_response(
+    request, ingest: Callable[..., AppendResult], *, fmt: str = "native"
+) -> Response:
+    """What every ingest endpoint does around its `ingest` service: read the raw body, count
+    the outcome in the metrics, and answer 201 (something new), 200 (all duplicates) or the
+    refusal's 4xx with nothing stored."""
+    started = time.perf_counter()
+    source = request.auth.source
+    try:
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise IngestRejected(413, "too_large", "request body is too large") from None
+        result = ingest(
+            source=source,
+            body=body,
+            content_type=request.META.get("CONTENT_TYPE", ""),
+            content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
+        )
+    except IngestRejected as rejected:
+        INGEST_REJECTED_BATCHES.labels(rejected.reason).inc()
+        logger.info(
+            "ingest batch rejected",
+            extra={
+                "source": source.name,
+                "format": fmt,
+                "reason": rejected.reason,
+                "detail": rejected.detail,
+            },
+        )
+        return Response(rejected.as_dict(), status=rejected.status)
+    INGEST_EVENTS.labels(source.name, "accepted").inc(result.accepted)
+    if result.duplicates:
+        INGEST_EVENTS.labels(source.name, "duplicate").inc(result.duplicates)
+    INGEST_SECONDS.observe(time.perf_counter() - started)
+    status_code = status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK
+    return Response(result.as_dict(), status=status_code)
 
 
 class EventsView(generics.ListAPIView):
@@ -96,32 +136,7 @@ class EventsView(generics.ListAPIView):
         },
     )
     def post(self, request, *args, **kwargs):
-        started = time.perf_counter()
-        source = request.auth.source
-        try:
-            try:
-                body = request.body
-            except RequestDataTooBig:
-                raise IngestRejected(413, "too_large", "request body is too large") from None
-            result = ingest_native(
-                source=source,
-                body=body,
-                content_type=request.META.get("CONTENT_TYPE", ""),
-                content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""),
-            )
-        except IngestRejected as rejected:
-            INGEST_REJECTED_BATCHES.labels(rejected.reason).inc()
-            logger.info(
-                "ingest batch rejected",
-                extra={"source": source.name, "reason": rejected.reason, "detail": rejected.detail},
-            )
-            return Response(rejected.as_dict(), status=rejected.status)
-        INGEST_EVENTS.labels(source.name, "accepted").inc(result.accepted)
-        if result.duplicates:
-            INGEST_EVENTS.labels(source.name, "duplicate").inc(result.duplicates)
-        INGEST_SECONDS.observe(time.perf_counter() - started)
-        status_code = status.HTTP_201_CREATED if result.accepted else status.HTTP_200_OK
-        return Response(result.as_dict(), status=status_code)
+        return ingest_response(request, ingest_native)
 
 
 class EventDetailView(generics.RetrieveAPIView):
