@@ -10,12 +10,14 @@ with the same code, so both paths give the same numbers.
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
 import psycopg
 from django.db import connection, transaction
+from django.db.models import Max, Min, Sum
+from django.db.models.functions import TruncDate
 
 from audit.canonical import canonical_loads
 from audit.models import ChainHead, Event, EventKind, Source
@@ -24,18 +26,26 @@ from posture.models import (
     DecisionDaily,
     DecisionHourly,
     DeploymentHourly,
+    HeartbeatDaily,
     HeartbeatHourly,
     InventoryHourly,
     PolicyException,
     RemediationHourly,
     RollupCursor,
     Rule,
+    RuleDaily,
+    SequenceDaily,
     SequenceHourly,
     TriageState,
     ViolationEpisode,
     ViolationHourly,
 )
-from posture.models.rollups import LATENCY_COLUMNS, LEAD_TIME_COLUMNS, TTD_COLUMNS
+from posture.models.rollups import (
+    LATENCY_COLUMNS,
+    LEAD_TIME_COLUMNS,
+    RULE_DAILY_COLUMNS,
+    TTD_COLUMNS,
+)
 from posture.sli import (
     LATENCY_BOUNDS_MS,
     LEAD_TIME_BOUNDS_MINUTES,
@@ -86,19 +96,147 @@ def _apply_chunk(source_id: int, chunk: int) -> int:
         if head is None or head <= cursor.seq:
             return 0
         after, upto = cursor.seq, min(head, cursor.seq + chunk)
-        _count_range(source_id, after, upto)
+        daily_recount(_count_range(source_id, after, upto))
         cursor.seq = upto
         cursor.save(update_fields=["seq", "updated_at"])
     return upto - after
 
 
-def _count_range(source_id: int, after: int, upto: int, since: datetime | None = None) -> None:
-    """Add the events (after, upto] of one chain to the rollups (those from `since` on, if set)."""
+@dataclass
+class DaysCounted:
+    """The UTC days whose daily recounts a count changed: RuleDaily's (`rules`) and
+    HeartbeatDaily's (`heartbeats`)."""
+
+    rules: set[date] = field(default_factory=set)
+    heartbeats: set[date] = field(default_factory=set)
+
+    def add(self, other: "DaysCounted") -> None:
+        self.rules |= other.rules
+        self.heartbeats |= other.heartbeats
+
+
+def _count_range(
+    source_id: int, after: int, upto: int, since: datetime | None = None
+) -> DaysCounted:
+    """Add the events (after, upto] of one chain to the rollups (those from `since` on, if set);
+    the days whose daily recounts that changed."""
     span = (source_id, after, upto)
     _rules_register(span)
-    _decisions_add(span, since)
+    decision_days = _decisions_add(span, since)
     _sequences_add(span, since)
-    _others_add(span, since)
+    counted = _others_add(span, since)
+    counted.rules |= decision_days
+    return counted
+
+
+DAY_LOCK = 7_402_216  # any constant; names the advisory locks of daily_recount
+
+
+def daily_recount(counted: DaysCounted) -> None:
+    """Recount RuleDaily and HeartbeatDaily for the days given from the hourly rollups, in the
+    transaction that changed those.
+
+    Two sources' counts may change the same day at once: a lock per day (PostgreSQL) makes
+    the second recount wait for the first's commit, so that it reads both sources' rows
+    (SQLite serialises writers already). Locks are taken in day order, so two recounts cannot
+    wait for each other.
+    """
+    # Imported here: the selectors read rollup state from this module.
+    from posture.selectors import DAY, SliScope, Window, heartbeat_days_summed, rule_counts_summed
+
+    days = sorted(counted.rules | counted.heartbeats)
+    if connection.vendor == "postgresql" and days:
+        with connection.cursor() as cursor:
+            for day in days:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DAY_LOCK, day.toordinal()])
+    for first, last in _runs(sorted(counted.rules)):
+        window = Window(start=_midnight(first), end=_midnight(last + timedelta(days=1)), unit=DAY)
+        counts = rule_counts_summed(window=window, scope=SliScope(), rule_ids=None)
+        RuleDaily.objects.filter(day__gte=first, day__lte=last).delete()
+        _insert_rows(
+            RuleDaily,
+            ["day", "rule_id", *RULE_DAILY_COLUMNS],
+            [(bucket.date(), rule_id, *item.flat()) for (bucket, rule_id), item in counts.items()],
+        )
+    for first, last in _runs(sorted(counted.heartbeats)):
+        window = Window(start=_midnight(first), end=_midnight(last + timedelta(days=1)), unit=DAY)
+        rows = heartbeat_days_summed(window=window)
+        HeartbeatDaily.objects.filter(day__gte=first, day__lte=last).delete()
+        _insert_rows(
+            HeartbeatDaily,
+            ["day", "source_id", "slots_seen", "dropped_min", "dropped_max", "first_hour"],
+            [(bucket.date(), *row) for bucket, *row in rows],
+        )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def days_with_counts() -> DaysCounted:
+    """Every day from the first to the last that the rollups RuleDaily and HeartbeatDaily
+    are recounted from count into (what a database from before the daily tables needs)."""
+    return DaysCounted(
+        rules=_days_between(_rule_day_bounds()),
+        heartbeats=_days_between(
+            [HeartbeatHourly.objects.aggregate(first=Min("bucket"), last=Max("bucket"))]
+        ),
+    )
+
+
+def sequence_days_fill() -> None:
+    """SequenceDaily from SequenceHourly (what a database from before the daily table needs;
+    afterwards both are counted together)."""
+    rows = (
+        SequenceHourly.objects.annotate(day=TruncDate("bucket", tzinfo=UTC))
+        .values("day", "source_id", "epoch")
+        .annotate(low=Min("seq_min"), high=Max("seq_max"), stored=Sum("stored"))
+        .values_list("day", "source_id", "epoch", "low", "high", "stored")
+    )
+    _insert_rows(
+        SequenceDaily,
+        ["day", "source_id", "epoch", "seq_min", "seq_max", "stored"],
+        [(*row[:5], int(row[5])) for row in rows],
+    )
+
+
+def _days_between(bounds: list[dict]) -> set[date]:
+    days = [
+        moment.astimezone(UTC).date() if isinstance(moment, datetime) else moment
+        for found in bounds
+        for moment in found.values()
+        if moment is not None
+    ]
+    if not days:
+        return set()
+    return {min(days) + timedelta(days=n) for n in range((max(days) - min(days)).days + 1)}
+
+
+def _rule_day_bounds() -> list[dict]:
+    """The first and last bucket of each rollup RuleDaily is recounted from."""
+    return [
+        DecisionDaily.objects.aggregate(first=Min("day"), last=Max("day")),
+        *(
+            model.objects.aggregate(first=Min(field), last=Max(field))
+            for model, field in (
+                (ViolationHourly, "bucket"),
+                (RemediationHourly, "bucket"),
+                (DeploymentHourly, "bucket"),
+                (TriageState, "occurred_at"),
+            )
+        ),
+    ]
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days: (first, last) of each."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
 
 
 def _commit_without_waiting() -> None:
@@ -155,11 +293,13 @@ def rollups_rebuild(*, since: datetime | None = None) -> int:
         )
         _rollups_delete(since)
         counted = 0
+        days = DaysCounted()
         for source_id, seq in sorted(cursors.items()):
             for after in range(0, seq, CHUNK):
                 upto = min(seq, after + CHUNK)
-                _count_range(source_id, after, upto, since)
+                days.add(_count_range(source_id, after, upto, since))
                 counted += upto - after
+        daily_recount(days)
     return counted
 
 
@@ -179,10 +319,11 @@ def _rollups_delete(since: datetime | None) -> None:
         if since is not None:
             rows = rows.filter(bucket__gte=since)
         rows.delete()
-    days = DecisionDaily.objects.all()
-    if since is not None:
-        days = days.filter(day__gte=since.date())
-    days.delete()
+    for model in (DecisionDaily, RuleDaily, SequenceDaily, HeartbeatDaily):
+        days = model.objects.all()
+        if since is not None:
+            days = days.filter(day__gte=since.date())
+        days.delete()
 
 
 def _hour(moment: datetime) -> datetime:
@@ -272,9 +413,9 @@ _ENFORCEMENT = (
 )
 
 
-def _decisions_add(span: tuple, since: datetime | None) -> None:
+def _decisions_add(span: tuple, since: datetime | None) -> set[date]:
     """The database groups the range's decisions finely; Python folds the groups into the
-    hourly and daily tables."""
+    hourly and daily tables. The days counted into."""
     where, tail = _span_filter(since)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -303,6 +444,7 @@ def _decisions_add(span: tuple, since: datetime | None) -> None:
     _excepted_add(span, since, hourly, daily)
     _upsert_sums(DecisionHourly, hourly)
     _upsert_sums(DecisionDaily, daily)
+    return {key[0] for key in daily}
 
 
 def _excepted_add(span: tuple, since: datetime | None, hourly: dict, daily: dict) -> None:
@@ -379,19 +521,21 @@ def _as_utc(value: datetime | str) -> datetime:
 
 
 def _sequences_add(span: tuple, since: datetime | None) -> None:
+    """Into the hourly table and the daily one (whose sums add up the same way)."""
     where, tail = _span_filter(since)
-    _execute(
-        "INSERT INTO posture_sequencehourly AS t "  # noqa: S608 (no user input in the SQL)
-        "(bucket, source_id, epoch, seq_min, seq_max, stored) "
-        f"SELECT {_sql('hour')}, e.source_id, COALESCE(e.source_epoch, ''), "
-        "MIN(e.source_seq), MAX(e.source_seq), COUNT(*) FROM audit_event e "
-        f"WHERE {where} AND e.source_seq IS NOT NULL GROUP BY 1, 2, 3 "
-        "ON CONFLICT (bucket, source_id, epoch) DO UPDATE SET "
-        f"seq_min = {_sql('least')}(t.seq_min, excluded.seq_min), "
-        f"seq_max = {_sql('greatest')}(t.seq_max, excluded.seq_max), "
-        "stored = t.stored + excluded.stored",
-        [*span, *tail],
-    )
+    for table, unit, key in (("sequencehourly", "hour", "bucket"), ("sequencedaily", "day", "day")):
+        _execute(
+            f"INSERT INTO posture_{table} AS t "  # noqa: S608 (no user input in the SQL)
+            f"({key}, source_id, epoch, seq_min, seq_max, stored) "
+            f"SELECT {_sql(unit)}, e.source_id, COALESCE(e.source_epoch, ''), "
+            "MIN(e.source_seq), MAX(e.source_seq), COUNT(*) FROM audit_event e "
+            f"WHERE {where} AND e.source_seq IS NOT NULL GROUP BY 1, 2, 3 "
+            f"ON CONFLICT ({key}, source_id, epoch) DO UPDATE SET "
+            f"seq_min = {_sql('least')}(t.seq_min, excluded.seq_min), "
+            f"seq_max = {_sql('greatest')}(t.seq_max, excluded.seq_max), "
+            "stored = t.stored + excluded.stored",
+            [*span, *tail],
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,12 +552,14 @@ _OTHER_KINDS = (
 )
 
 
-def _others_add(span: tuple, since: datetime | None) -> None:
-    """Count the range's other kinds into hours from `since` on; episodes and triage whole."""
+def _others_add(span: tuple, since: datetime | None) -> DaysCounted:
+    """Count the range's other kinds into hours from `since` on; episodes and triage whole.
+    The days whose daily recounts that changed."""
     source_id, after, upto = span
     events = _rows(source_id, after, upto)
     if not events:
-        return
+        return DaysCounted()
+    triaged: set[date] = set()
     rules = _rule_ids(events)
     interval = Source.objects.values_list("heartbeat_interval_seconds", flat=True).get(pk=source_id)
     counts = _Counts(since, _Episodes(source_id, events, rules))
@@ -429,8 +575,12 @@ def _others_add(span: tuple, since: datetime | None) -> None:
         elif event.kind == EventKind.HEARTBEAT:
             _heartbeat(counts, event, interval)
         else:
-            _triage(event)
+            triaged |= _triage(event)
     counts.save()
+    return DaysCounted(
+        rules=triaged | counts.rule_days(),
+        heartbeats={hour.date() for hour, _ in counts.heartbeats},
+    )
 
 
 class _Row(NamedTuple):
@@ -507,6 +657,11 @@ class _Counts:
     def add(self, table: dict, key: tuple, **amounts: int) -> None:
         if self.counts(key[0]):
             _add(table, key, amounts)
+
+    def rule_days(self) -> set[date]:
+        """The days of the rule-dimensioned rows counted (their keys begin with the hour)."""
+        tables = (self.violations, self.remediations, self.deployments)
+        return {key[0].date() for table in tables for key in table}
 
     def save(self) -> None:
         self.episodes.save()
@@ -672,15 +827,16 @@ def _heartbeat(counts: _Counts, event: _Row, interval: int) -> None:
         row["dropped"].append(payload["dropped_total"])
 
 
-def _triage(event: _Row) -> None:
-    """A triage label (an internal event) names the decision it labels by chain position."""
+def _triage(event: _Row) -> set[date]:
+    """A triage label (an internal event) names the decision it labels by chain position.
+    The day of that decision (whose false-positive counts change), if it is stored."""
     attributes = _payload(event).get("attributes", {})
     decision = Event.objects.filter(
         source__name=attributes.get("source"), seq=attributes.get("seq")
     ).first()
     if decision is None:
         logger.warning("triage label at seq %s names no stored event", event.seq)
-        return
+        return set()
     # The decision's own chain may not be counted yet, so its rule may still be unregistered.
     rule, _ = Rule.objects.get_or_create(
         policy=decision.policy or "", name=decision.rule or "", defaults={"catalogued": False}
@@ -699,6 +855,7 @@ def _triage(event: _Row) -> None:
             "service": decision.service or "",
         },
     )
+    return {decision.occurred_at.astimezone(UTC).date()}
 
 
 def _upsert_sums(model: type, rows: dict[tuple, dict[str, int]]) -> None:

@@ -7,12 +7,12 @@ same figures straight from the events and checks they agree.
 
 import dataclasses
 import functools
+import math
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from fractions import Fraction
 from typing import NamedTuple
 
 from django.db import connection
@@ -27,19 +27,27 @@ from posture.models import (
     DecisionHourly,
     DeploymentHourly,
     Framework,
+    HeartbeatDaily,
     HeartbeatHourly,
     InventoryHourly,
     MappingVersion,
     RemediationHourly,
     RuleControl,
+    RuleDaily,
     Scope,
+    SequenceDaily,
     SequenceHourly,
     SloTarget,
     TriageState,
     ViolationEpisode,
     ViolationHourly,
 )
-from posture.models.rollups import LATENCY_COLUMNS, LEAD_TIME_COLUMNS, TTD_COLUMNS
+from posture.models.rollups import (
+    LATENCY_COLUMNS,
+    LEAD_TIME_COLUMNS,
+    RULE_DAILY_COLUMNS,
+    TTD_COLUMNS,
+)
 from posture.rollups import rollup_lag, slot_seconds
 
 DAY = "day"
@@ -177,15 +185,54 @@ class RuleCounts:
         for name in _RULE_HISTOGRAMS:
             mine[name][:] = map(operator.add, mine[name], theirs[name])
 
+    def flat(self) -> tuple[int, ...]:
+        """The counts in field order, each histogram spread into its buckets: the columns of
+        RuleDaily (RULE_DAILY_COLUMNS)."""
+        mine = self.__dict__
+        values: list[int] = []
+        for name, position in _FLAT_POSITIONS:
+            if isinstance(position, slice):
+                values += mine[name]
+            else:
+                values.append(mine[name])
+        return tuple(values)
 
-_RULE_HISTOGRAMS = tuple(
-    item.name
-    for item in dataclasses.fields(RuleCounts)
-    if item.default_factory is not dataclasses.MISSING
-)
+    @classmethod
+    def from_flat(cls, values: Sequence[int]) -> "RuleCounts":
+        """The counts of flat() (or of a RuleDaily row) as RuleCounts."""
+        counts = cls.__new__(cls)
+        counts.__dict__.update(
+            (name, list(values[position]) if isinstance(position, slice) else values[position])
+            for name, position in _FLAT_POSITIONS
+        )
+        return counts
+
+
+_HISTOGRAM_SIZES = {
+    "latency": len(LATENCY_COLUMNS),
+    "ttd": len(TTD_COLUMNS),
+    "lead_time": len(LEAD_TIME_COLUMNS),
+}
+_RULE_HISTOGRAMS = tuple(_HISTOGRAM_SIZES)
 _RULE_COUNTS = tuple(
     item.name for item in dataclasses.fields(RuleCounts) if item.name not in _RULE_HISTOGRAMS
 )
+
+
+def _flat_positions() -> list[tuple[str, int | slice]]:
+    """Where each field of RuleCounts sits in its flat() tuple."""
+    positions: list[tuple[str, int | slice]] = []
+    start = 0
+    for item in dataclasses.fields(RuleCounts):
+        size = _HISTOGRAM_SIZES.get(item.name)
+        positions.append((item.name, start if size is None else slice(start, start + size)))
+        start += size or 1
+    return positions
+
+
+_FLAT_POSITIONS = _flat_positions()
+FLAT_SIZE = len(RULE_DAILY_COLUMNS)
+_NO_COUNTS = (0,) * FLAT_SIZE
 
 
 @dataclass
@@ -258,7 +305,40 @@ def _truncated(moment: datetime, unit: str) -> datetime:
 def rule_counts(
     *, window: Window, scope: SliScope, rule_ids: set[int] | None
 ) -> dict[tuple[datetime, int], RuleCounts]:
-    """Rule-dimensioned sums by (bucket of the window's unit, rule id)."""
+    """Rule-dimensioned sums by (bucket of the window's unit, rule id).
+
+    Whole days over all sources, environments and services are RuleDaily's rows, which hold
+    rule_counts_summed() of each day; any other window or scope sums the rollups it needs."""
+    if window.unit == DAY and not (scope.source or scope.environment or scope.service):
+        return {
+            (day, rule_id): RuleCounts.from_flat(values)
+            for day, rule_id, values in rule_daily_rows(window=window, rule_ids=rule_ids)
+        }
+    return rule_counts_summed(window=window, scope=scope, rule_ids=rule_ids)
+
+
+def rule_daily_rows(
+    *, window: Window, rule_ids: set[int] | None
+) -> list[tuple[datetime, int, tuple[int, ...]]]:
+    """(day, rule id, RuleCounts.flat() values) of each RuleDaily row of a whole-day window."""
+    rows = RuleDaily.objects.filter(day__gte=window.start.date(), day__lt=window.end.date())
+    if rule_ids is not None:
+        rows = rows.filter(rule_id__in=rule_ids)
+    days: dict[date, datetime] = {}
+    out = []
+    for row in rows.values_list("day", "rule_id", *RULE_DAILY_COLUMNS):
+        day = days.get(row[0])
+        if day is None:
+            day = days[row[0]] = _bucket_key(row[0])
+        out.append((day, row[1], row[2:]))
+    return out
+
+
+def rule_counts_summed(
+    *, window: Window, scope: SliScope, rule_ids: set[int] | None
+) -> dict[tuple[datetime, int], RuleCounts]:
+    """rule_counts() summed from the decision, violation, remediation, deployment and triage
+    rollups (what posture.rollups stores into RuleDaily, a day at a time)."""
     counts: dict[tuple[datetime, int], RuleCounts] = defaultdict(RuleCounts)
 
     def filtered(queryset, time_field: str, *, has_service: bool = True):
@@ -397,27 +477,50 @@ def source_counts(
     counts: dict[datetime, SourceCounts] = defaultdict(SourceCounts)
     in_window = {"bucket__gte": window.start, "bucket__lt": window.end, "source_id__in": sources}
 
+    # Whole days read the daily tables, which hold the same sums by day.
+    daily = window.unit == DAY
+    in_days = {"day__gte": window.start.date(), "day__lt": window.end.date()}
+
     # M8: per (bucket, source, epoch), seen sequence numbers against the span they cover.
-    rows = (
-        SequenceHourly.objects.filter(**in_window)
-        .annotate(b=_UtcTrunc("bucket", window.unit))
-        .values("b", "source_id", "epoch")
-        .annotate(low=Min("seq_min"), high=Max("seq_max"), n_stored=Sum("stored"))
-    )
-    for row in rows:
-        item = counts[_bucket_key(row["b"])]
-        item.seq_stored += row["n_stored"]
-        item.seq_expected += row["high"] - row["low"] + 1
-        item.seq_spans[(row["source_id"], row["epoch"])] = (row["low"], row["high"])
+    if daily:
+        rows = SequenceDaily.objects.filter(**in_days, source_id__in=sources).values_list(
+            "day", "source_id", "epoch", "seq_min", "seq_max", "stored"
+        )
+    else:
+        rows = (
+            SequenceHourly.objects.filter(**in_window)
+            .annotate(b=_UtcTrunc("bucket", window.unit))
+            .values("b", "source_id", "epoch")
+            .annotate(low=Min("seq_min"), high=Max("seq_max"), n_stored=_IntSum("stored"))
+            .values_list("b", "source_id", "epoch", "low", "high", "n_stored")
+        )
+    for bucket, source_id, epoch, low, high, stored in rows:
+        item = counts[_bucket_key(bucket)]
+        item.seq_stored += stored
+        item.seq_expected += high - low + 1
+        item.seq_spans[(source_id, epoch)] = (low, high)
 
     # M8 drops at the source and M9 heartbeats: per source, from its first heartbeat on.
-    first_heartbeat = dict(
-        HeartbeatHourly.objects.filter(source_id__in=sources)
-        .values("source_id")
-        .annotate(first=Min("bucket"))
-        .values_list("source_id", "first")
-    )
-    for key, source_id, slots_seen, dropped_min, dropped_max in _heartbeats(in_window, window):
+    if daily:
+        first_heartbeat = dict(
+            HeartbeatDaily.objects.filter(source_id__in=sources)
+            .values("source_id")
+            .annotate(first=Min("first_hour"))
+            .values_list("source_id", "first")
+        )
+        heartbeats = HeartbeatDaily.objects.filter(**in_days, source_id__in=sources).values_list(
+            "day", "source_id", "slots_seen", "dropped_min", "dropped_max"
+        )
+        heartbeats = [(_bucket_key(day), *row) for day, *row in heartbeats]
+    else:
+        first_heartbeat = dict(
+            HeartbeatHourly.objects.filter(source_id__in=sources)
+            .values("source_id")
+            .annotate(first=Min("bucket"))
+            .values_list("source_id", "first")
+        )
+        heartbeats = _heartbeats(in_window, window)
+    for key, source_id, slots_seen, dropped_min, dropped_max in heartbeats:
         item = counts[key]
         item.slots_seen += slots_seen
         if dropped_max is not None:
@@ -505,6 +608,25 @@ def _heartbeats(in_window: dict, window: Window) -> list[tuple]:
             total[1] = dropped_min if total[1] is None else min(total[1], dropped_min)
             total[2] = dropped_max if total[2] is None else max(total[2], dropped_max)
     return [(key, source_id, *total) for (key, source_id), total in sums.items()]
+
+
+def heartbeat_days_summed(*, window: Window) -> list[tuple]:
+    """(day, source, heartbeat slots seen, lowest and highest dropped_total, first hour with a
+    heartbeat) of each day of a whole-day window and source, summed from HeartbeatHourly:
+    what posture.rollups stores into HeartbeatDaily."""
+    in_window = {"bucket__gte": window.start, "bucket__lt": window.end}
+    firsts = (
+        HeartbeatHourly.objects.filter(**in_window)
+        .annotate(b=_UtcTrunc("bucket", DAY))
+        .values("b", "source_id")
+        .annotate(first=Min("bucket"))
+        .values_list("b", "source_id", "first")
+    )
+    first_hours = {(_bucket_key(bucket), source_id): first for bucket, source_id, first in firsts}
+    return [
+        (key, source_id, seen, low, high, first_hours[(key, source_id)])
+        for key, source_id, seen, low, high in _heartbeats(in_window, window)
+    ]
 
 
 def _span_merge(spans: dict, key: object, low: int, high: int) -> None:
@@ -859,10 +981,19 @@ _VERDICT_READINGS: dict[str, Callable[[RuleCounts], _Reading]] = {
 }
 
 
+class _ControlRow(NamedTuple):
+    """What a framework's status shows of a control (model instances cost more to build)."""
+
+    pk: int
+    parent_id: int | None
+    code: str
+    title: str
+
+
 @dataclass
 class _FrameworkMap:
     framework: Framework
-    controls: list[Control]
+    controls: list[_ControlRow]
     rules_by_control: dict[int, set[int]]  # control pk -> rules mapped to it or below it
     codes: dict[int, str]  # control pk -> code
 
@@ -883,18 +1014,96 @@ class _FrameworkMap:
         ]
 
 
-@dataclass
-class _VerdictCache:
-    """Rule verdicts reached in one summary, shared by all its frameworks: a rule mapped into
-    several frameworks is judged on the same counts against the same targets in each."""
+# Verdicts of (targets, counts) reached in this process. A verdict depends on nothing else,
+# and the days of a window before today keep their counts, so a dashboard shown again judges
+# little more than today afresh. Cleared when full, which bounds the memory it takes.
+_VERDICTS: dict[tuple, bool | None] = {}
+_VERDICTS_KEPT = 100_000
+_UNJUDGED = object()
+# A small number for each set of targets met, so a verdict's key hashes quickly.
+_TARGET_SETS: dict[tuple, int] = {}
 
-    per_rule: dict[int, RuleCounts] | None = None  # window totals of every rule
-    window: dict[int, bool | None] = field(default_factory=dict)
-    buckets: dict[tuple[datetime, int], bool | None] = field(default_factory=dict)
+
+@dataclass
+class _Judge:
+    """Rule verdicts for one summary, shared by all its frameworks: a rule mapped into several
+    frameworks is judged on the same counts against the same targets in each.
+
+    `by_bucket` holds each bucket's counts by rule and `rule_totals` each rule's window
+    totals, as RuleCounts.flat() values."""
+
+    targets_all: list[SloTarget]
+    by_bucket: dict[datetime, dict[int, tuple[int, ...]]]
+    rule_totals: dict[int, tuple[int, ...]]
+    _plans: dict[int, tuple] = field(default_factory=dict)
+    _window: dict[int, bool | None] = field(default_factory=dict)
+    _buckets: dict[datetime, dict[int, bool | None]] = field(default_factory=dict)
+
+    def window_verdict(self, rule: int) -> bool | None:
+        if rule not in self._window:
+            self._window[rule] = self._judged(rule, self.rule_totals.get(rule, _NO_COUNTS))
+        return self._window[rule]
+
+    def bucket_verdicts(self, bucket: datetime) -> dict[int, bool | None]:
+        """The verdict of each rule with counts in the bucket (a rule without has none)."""
+        verdicts = self._buckets.get(bucket)
+        if verdicts is None:
+            verdicts = self._buckets[bucket] = {
+                rule: self._judged(rule, values)
+                for rule, values in self.by_bucket.get(bucket, {}).items()
+            }
+        return verdicts
+
+    def _judged(self, rule: int, values: tuple[int, ...]) -> bool | None:
+        plan = self._plans.get(rule)
+        if plan is None:
+            targets = targets_for(SliScope(rule=rule), self.targets_all)
+            target_set = _TARGET_SETS.setdefault(tuple(targets.items()), len(_TARGET_SETS))
+            plan = self._plans[rule] = (target_set, targets, _verdict_plan(targets))
+        key = (plan[0], values)
+        verdict = _VERDICTS.get(key, _UNJUDGED)
+        if verdict is _UNJUDGED:
+            if len(_VERDICTS) >= _VERDICTS_KEPT:
+                _VERDICTS.clear()
+            verdict = _rule_verdict(RuleCounts.from_flat(values), plan[1], plan[2])
+            _VERDICTS[key] = verdict
+        return verdict
+
+
+def _flat_add(sums: dict, key: object, values: Sequence[int]) -> None:
+    """Add flat() values into sums[key]."""
+    total = sums.get(key)
+    if total is None:
+        sums[key] = list(values)
+    else:
+        total[:] = map(operator.add, total, values)
+
+
+def _rule_rows(window: Window, rule_ids: set[int] | None) -> list[tuple]:
+    """rule_counts() over all sources as (bucket, rule id, RuleCounts.flat() values)."""
+    if window.unit == DAY:
+        return rule_daily_rows(window=window, rule_ids=rule_ids)
+    counts = rule_counts_summed(window=window, scope=SliScope(), rule_ids=rule_ids)
+    return [(bucket, rule_id, item.flat()) for (bucket, rule_id), item in counts.items()]
+
+
+def _judge(rows: Iterable[tuple], targets_all: list[SloTarget]) -> _Judge:
+    """A judge of rules' counts: (bucket, rule id, flat() values) rows of one window."""
+    by_bucket: dict[datetime, dict[int, tuple[int, ...]]] = defaultdict(dict)
+    rule_sums: dict[int, list[int]] = {}
+    for bucket, rule_id, values in rows:
+        by_bucket[bucket][rule_id] = values
+        _flat_add(rule_sums, rule_id, values)
+    return _Judge(targets_all, by_bucket, {rule: tuple(v) for rule, v in rule_sums.items()})
 
 
 def _framework_map(framework: Framework, mapping_version: MappingVersion | None) -> _FrameworkMap:
-    controls = list(framework.controls.order_by("position"))
+    controls = [
+        _ControlRow(*row)
+        for row in framework.controls.order_by("position").values_list(
+            "pk", "parent_id", "code", "title"
+        )
+    ]
     direct: dict[int, set[int]] = defaultdict(set)
     for control_id, rule_id in RuleControl.objects.filter(
         mapping_version=mapping_version, control__framework=framework
@@ -918,10 +1127,6 @@ def _framework_map(framework: Framework, mapping_version: MappingVersion | None)
     return _FrameworkMap(framework, controls, below, {c.pk: c.code for c in controls})
 
 
-def _rule_targets(rule_ids: set[int], targets: list[SloTarget]) -> dict[int, dict[str, Target]]:
-    return {rule_id: targets_for(SliScope(rule=rule_id), targets) for rule_id in rule_ids}
-
-
 def framework_status(*, slug: str, window: Window) -> dict:
     """Per control: the share of mapped rules meeting their targets, violations open; and the
     framework's compliance score over the window and as a series (docs/slis.md)."""
@@ -930,41 +1135,25 @@ def framework_status(*, slug: str, window: Window) -> dict:
         raise ScopeUnknown(f"no framework {slug!r}")
     mapping_version = mapping_version_current()
     fmap = _framework_map(framework, mapping_version)
-    by_bucket = rule_counts(window=window, scope=SliScope(), rule_ids=fmap.rules)
-    targets = list(SloTarget.objects.all())
-    return _framework_status(fmap, window, by_bucket, targets, mapping_version, _VerdictCache())
+    judge = _judge(_rule_rows(window, fmap.rules), list(SloTarget.objects.all()))
+    return _framework_status(fmap, window, judge, mapping_version)
 
 
 def frameworks_status(*, window: Window) -> list[dict]:
     """framework_status of every framework, by name: one read of the rollups and each rule
     judged once, however many frameworks map it."""
     mapping_version = mapping_version_current()
-    by_bucket = rule_counts(window=window, scope=SliScope(), rule_ids=None)
-    targets = list(SloTarget.objects.all())
-    cache = _VerdictCache()
+    judge = _judge(_rule_rows(window, None), list(SloTarget.objects.all()))
     return [
-        _framework_status(
-            _framework_map(framework, mapping_version),
-            window,
-            by_bucket,
-            targets,
-            mapping_version,
-            cache,
-        )
-        for framework in Framework.objects.order_by("name")
+        _framework_status(_framework_map(fw, mapping_version), window, judge, mapping_version)
+        for fw in Framework.objects.order_by("name")
     ]
 
 
 def _framework_status(
-    fmap: "_FrameworkMap",
-    window: Window,
-    by_bucket: dict[tuple[datetime, int], RuleCounts],
-    targets_all: list[SloTarget],
-    mapping_version: MappingVersion | None,
-    cache: "_VerdictCache",
+    fmap: _FrameworkMap, window: Window, judge: _Judge, mapping_version: MappingVersion | None
 ) -> dict:
-    targets = _rule_targets(fmap.rules, targets_all)
-    summary = _framework_summary(fmap, by_bucket, targets, window, cache)
+    summary = _framework_summary(fmap, window, judge)
     verdicts = summary.pop("verdicts")
     open_now = _violations_open(fmap.rules, at=window.end)
     controls = []
@@ -993,32 +1182,14 @@ def _framework_status(
     }
 
 
-def _framework_summary(
-    fmap: "_FrameworkMap",
-    by_bucket: dict[tuple[datetime, int], RuleCounts],
-    targets: dict[int, dict[str, Target]],
-    window: Window,
-    cache: _VerdictCache | None = None,
-) -> dict:
-    """`cache` carries verdicts from one framework to the next over the same `by_bucket`."""
-    cache = _VerdictCache() if cache is None else cache
-    if cache.per_rule is None:
-        cache.per_rule = defaultdict(RuleCounts)
-        for (_, rule_id), counts in by_bucket.items():
-            cache.per_rule[rule_id].add(counts)
-    verdicts = {}
-    for rule in fmap.rules:
-        if rule not in cache.window:
-            cache.window[rule] = _rule_verdict(
-                cache.per_rule.get(rule) or RuleCounts(), targets[rule]
-            )
-        verdicts[rule] = cache.window[rule]
+def _framework_summary(fmap: _FrameworkMap, window: Window, judge: _Judge) -> dict:
+    verdicts = {rule: judge.window_verdict(rule) for rule in fmap.rules}
     framework = fmap.framework
     return {
         "framework": {"slug": framework.slug, "name": framework.name, "version": framework.version},
         "window": window.as_dict(),
         "score": sli.compliance_score(controls=_leaf_statuses(fmap, verdicts)).as_dict(),
-        "series": _score_series(fmap, by_bucket, targets, window, cache),
+        "series": _score_series(fmap, window, judge),
         "verdicts": verdicts,
     }
 
@@ -1033,20 +1204,26 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
     org_targets = targets_for(scope, targets_all)
     mapping_version = mapping_version_current()
 
-    # Both windows in one read, day by day: each day's counts stand alone, so the two windows
-    # are the same sums as two reads (half the statements).
+    # Both windows in one read, day by day: each day's counts stand alone, so a window's
+    # totals are the sums of its days' (integer counts: the same sums as a read of each).
     both = Window(start=previous.start, end=window.end, unit=DAY)
-    rule_days = rule_counts(window=both, scope=scope, rule_ids=None)
+    rows = rule_daily_rows(window=both, rule_ids=None)
+    day_sums: dict[datetime, list[int]] = {}
+    for day, _, values in rows:
+        _flat_add(day_sums, day, values)
+    daily_rules = {
+        day: RuleCounts.from_flat(values) for day, values in day_sums.items() if day >= window.start
+    }
+    window_sums: dict[bool, list[int]] = {}
+    for day, values in day_sums.items():
+        _flat_add(window_sums, day >= window.start, values)
+    totals = {key: RuleCounts.from_flat(values) for key, values in window_sums.items()}
+
     engine_days = source_counts(window=both, scope=scope, rule_ids=None, now=now)
-    by_bucket = {key: counts for key, counts in rule_days.items() if key[0] >= window.start}
     engines_by_bucket = {day: counts for day, counts in engine_days.items() if day >= window.start}
-    daily_rules: dict[datetime, RuleCounts] = defaultdict(RuleCounts)
-    for (bucket, _), counts in by_bucket.items():
-        daily_rules[bucket].add(counts)
-    # The window's totals are the sum of its days' (integer counts: the same sums).
-    figures = figures_from(_window_totals(daily_rules), _source_window_totals(engines_by_bucket))
+    figures = figures_from(totals.get(True, RuleCounts()), _source_window_totals(engines_by_bucket))
     before = figures_from(
-        _window_totals({key: c for key, c in rule_days.items() if key[0] < window.start}),
+        totals.get(False, RuleCounts()),
         _source_window_totals({day: c for day, c in engine_days.items() if day < window.start}),
     )
     series = [
@@ -1067,12 +1244,10 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
                 ],
             }
         )
+    judge = _judge((row for row in rows if row[0] >= window.start), targets_all)
     frameworks = []
-    cache = _VerdictCache()
     for framework in Framework.objects.order_by("name"):
-        fmap = _framework_map(framework, mapping_version)
-        targets = _rule_targets(fmap.rules, targets_all)
-        summary = _framework_summary(fmap, by_bucket, targets, window, cache)
+        summary = _framework_summary(_framework_map(framework, mapping_version), window, judge)
         summary.pop("verdicts")
         frameworks.append(summary)
     return {
@@ -1092,34 +1267,15 @@ def _leaf_statuses(fmap: _FrameworkMap, verdicts: dict[int, bool | None]) -> lis
     ]
 
 
-def _score_series(
-    fmap: _FrameworkMap,
-    by_bucket: dict[tuple[datetime, int], RuleCounts],
-    targets: dict[int, dict[str, Target]],
-    window: Window,
-    cache: _VerdictCache | None = None,
-) -> list[dict]:
+def _score_series(fmap: _FrameworkMap, window: Window, judge: _Judge) -> list[dict]:
     """The compliance score of each bucket of the window, judged on that bucket alone.
 
-    Each (bucket, rule) is judged once however many frameworks map the rule (`cache`), and a
+    Each (bucket, rule) is judged once however many frameworks map the rule (`judge`), and a
     control's status once per combination of its rules' verdicts."""
-    judged = _VerdictCache().buckets if cache is None else cache.buckets
-    plans: dict[int, list] = {}
     statuses: dict[tuple, sli.ControlStatus] = {}
     series = []
     for bucket in window.buckets():
-        verdicts: dict[int, bool | None] = {}
-        for rule in targets:
-            key = (bucket, rule)
-            if key not in judged:
-                counts = by_bucket.get(key)
-                if counts is None:
-                    judged[key] = None
-                else:
-                    if rule not in plans:
-                        plans[rule] = _verdict_plan(targets[rule])
-                    judged[key] = _rule_verdict(counts, targets[rule], plans[rule])
-            verdicts[rule] = judged[key]
+        verdicts = judge.bucket_verdicts(bucket)
         controls = []
         for code, rules in fmap.leaves:
             results = (code, *map(verdicts.get, rules))
@@ -1135,12 +1291,15 @@ def _score_series(
 
 def score_value(controls: list[sli.ControlStatus]) -> float | None:
     """sli.compliance_score(controls=controls).value, without its formula text (a series
-    point needs only the value; tests hold the two equal)."""
-    counted = [c for c in controls if c.share is not None]
+    point needs only the value; tests hold the two equal). The mean of the controls' shares
+    passing/with_data, exactly: over a common denominator, then one correctly rounded division
+    (the float of the same exact fraction as sli's)."""
+    counted = [(c.passing, c.with_data) for c in controls if c.share is not None]
     if not counted:
         return None
-    total = sum((Fraction(c.passing, c.with_data) for c in counted), Fraction(0))
-    return float(total / len(counted))
+    common = math.lcm(*(with_data for _, with_data in counted))
+    passing = sum(share * (common // with_data) for share, with_data in counted)
+    return passing / (common * len(counted))
 
 
 def _violations_open(rule_ids: set[int], *, at: datetime) -> dict[int, int]:

@@ -264,6 +264,76 @@ class SequenceHourly(models.Model):
         ]
 
 
+class RuleDaily(models.Model):
+    """Everything the rule-level SLIs count, by UTC day and rule, over all sources: the sums of
+    the decision, violation, remediation, deployment and triage rollups of the day (the whole
+    RuleCounts of posture.selectors, in its order). The 90-day trends and the frameworks' daily
+    scores read this one table. posture.rollups recounts a day's rows in the transaction that
+    changes any of its rollups, so it always agrees with them."""
+
+    day = models.DateField()
+    rule = _rule()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "rule"], name="rule_daily_key")]
+
+
+# The measures of RuleDaily, in RuleCounts' order with each histogram spread into its buckets.
+RULE_DAILY_COLUMNS = (
+    "decisions",
+    "denies",
+    "enforce_expected",
+    "enforce_ok",
+    "excepted",
+    "excepted_denies",
+    *LATENCY_COLUMNS,
+    "violations_opened",
+    *TTD_COLUMNS,
+    "remediations_succeeded",
+    "remediations_failed",
+    "deployments",
+    *LEAD_TIME_COLUMNS,
+    "triaged",
+    "false_positives",
+)
+for _name in RULE_DAILY_COLUMNS:
+    RuleDaily.add_to_class(_name, _count())
+
+
+class SequenceDaily(models.Model):
+    """SequenceHourly by UTC day: what the daily series of audit completeness (M8) read."""
+
+    day = models.DateField()
+    source = _source()
+    epoch = _dimension()
+    seq_min = models.BigIntegerField()
+    seq_max = models.BigIntegerField()
+    stored = _count()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "source", "epoch"], name="sequence_daily_key")
+        ]
+
+
+class HeartbeatDaily(models.Model):
+    """HeartbeatHourly by UTC day: the heartbeat slots seen in the day, the day's lowest and
+    highest dropped_total, and the first hour with a heartbeat. Recounted from the hours of
+    the day (slots are bits of each hour, which do not add up across hours), like RuleDaily."""
+
+    day = models.DateField()
+    source = _source()
+    slots_seen = _count()
+    dropped_min = models.BigIntegerField(null=True, blank=True)
+    dropped_max = models.BigIntegerField(null=True, blank=True)
+    first_hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "source"], name="heartbeat_daily_key")
+        ]
+
+
 class TriageLabel(models.TextChoices):
     FALSE_POSITIVE = "false_positive"
     CONFIRMED = "confirmed"

@@ -24,9 +24,12 @@ from posture.models import (
     DecisionDaily,
     DecisionHourly,
     DeploymentHourly,
+    HeartbeatDaily,
     HeartbeatHourly,
     InventoryHourly,
     RemediationHourly,
+    RuleDaily,
+    SequenceDaily,
     SequenceHourly,
     TriageState,
     ViolationEpisode,
@@ -466,6 +469,9 @@ ROLLUP_MODELS = (
     HeartbeatHourly,
     SequenceHourly,
     TriageState,
+    RuleDaily,
+    SequenceDaily,
+    HeartbeatDaily,
 )
 
 
