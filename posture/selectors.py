@@ -5,8 +5,10 @@ summed counts to the pure formulas of posture.sli. tests/posture/test_slis_raw.p
 same figures straight from the events and checks they agree.
 """
 
+import bisect
 import dataclasses
 import functools
+import itertools
 import math
 import operator
 from collections import defaultdict
@@ -200,11 +202,12 @@ class RuleCounts:
     @classmethod
     def from_flat(cls, values: Sequence[int]) -> "RuleCounts":
         """The counts of flat() (or of a RuleDaily row) as RuleCounts."""
+        # Built field by field without __init__: this runs for every (day, rule) judged.
         counts = cls.__new__(cls)
-        counts.__dict__.update(
-            (name, list(values[position]) if isinstance(position, slice) else values[position])
-            for name, position in _FLAT_POSITIONS
-        )
+        state = dict(zip(_FLAT_SCALARS, _flat_scalars(values), strict=True))
+        for name, part in _FLAT_HISTOGRAMS:
+            state[name] = list(values[part])
+        counts.__dict__.update(state)
         return counts
 
 
@@ -231,6 +234,9 @@ def _flat_positions() -> list[tuple[str, int | slice]]:
 
 
 _FLAT_POSITIONS = _flat_positions()
+_FLAT_SCALARS = tuple(name for name, at in _FLAT_POSITIONS if not isinstance(at, slice))
+_flat_scalars = operator.itemgetter(*(at for _, at in _FLAT_POSITIONS if not isinstance(at, slice)))
+_FLAT_HISTOGRAMS = tuple((name, at) for name, at in _FLAT_POSITIONS if isinstance(at, slice))
 FLAT_SIZE = len(RULE_DAILY_COLUMNS)
 _NO_COUNTS = (0,) * FLAT_SIZE
 
@@ -706,13 +712,19 @@ def figure_values(counts: RuleCounts, engines: SourceCounts) -> list[float | Non
     def ratio(numerator: int, denominator: int) -> float | None:
         return numerator / denominator if denominator else None
 
+    def quantile(counts: list[int], bounds: tuple, figure: Callable, q: float) -> float | None:
+        return _quantile_reading(counts, bounds, figure, q).value
+
     missing = max(engines.seq_expected - engines.seq_stored, 0)
     return [
-        *(sli.histogram_quantile(counts.latency, sli.LATENCY_BOUNDS_MS, q) for q in QUANTILES),
+        *(
+            quantile(counts.latency, sli.LATENCY_BOUNDS_MS, sli.decision_latency, q)
+            for q in QUANTILES
+        ),
         ratio(counts.enforce_ok, counts.enforce_expected),
         ratio(counts.denies - counts.excepted_denies, counts.decisions),
         ratio(counts.false_positives, counts.triaged),
-        sli.histogram_quantile(counts.lead_time, sli.LEAD_TIME_BOUNDS_MINUTES, 0.95),
+        quantile(counts.lead_time, sli.LEAD_TIME_BOUNDS_MINUTES, sli.deployment_lead_time, 0.95),
         ratio(engines.resources_covered, engines.resources_total),
         ratio(
             counts.remediations_succeeded,
@@ -720,7 +732,7 @@ def figure_values(counts: RuleCounts, engines: SourceCounts) -> list[float | Non
         ),
         ratio(engines.seq_stored, engines.seq_stored + missing + engines.dropped),
         ratio(min(engines.slots_seen, engines.slots_expected), engines.slots_expected),
-        sli.histogram_quantile(counts.ttd, sli.TTD_BOUNDS_SECONDS, 0.95),
+        quantile(counts.ttd, sli.TTD_BOUNDS_SECONDS, sli.time_to_detect, 0.95),
     ]
 
 
@@ -918,7 +930,8 @@ def _verdict_plan(targets: dict[str, Target]) -> list[tuple[Callable, Target]]:
 
 
 _VERDICT_QUANTILE = 0.95
-_VERDICT_RANK = sli._decimal(_VERDICT_QUANTILE)  # as posture.sli reads q: 19/20 exactly
+# The quantiles read most, as posture.sli reads them (0.95 is 19/20 exactly).
+_EXACT_QUANTILES = {q: sli._decimal(q) for q in (*QUANTILES, _VERDICT_QUANTILE)}
 
 
 class _Reading(NamedTuple):
@@ -929,23 +942,24 @@ class _Reading(NamedTuple):
 
 
 def _quantile_reading(
-    counts: Sequence[int], bounds: Sequence[float], figure: Callable[..., sli.Figure]
+    counts: Sequence[int],
+    bounds: Sequence[float],
+    figure: Callable[..., sli.Figure],
+    quantile: float = _VERDICT_QUANTILE,
 ) -> _Reading:
-    """The value of figure(counts=counts, quantile=0.95): the upper bound of the bucket that
-    holds the observation of rank ceil(0.95 * n), exactly as posture.sli finds it. Counts it
-    would refuse go to `figure` itself, which raises."""
+    """The value of figure(counts=counts, quantile=quantile): the upper bound of the bucket
+    that holds the observation of rank ceil(quantile * n), exactly as posture.sli finds it.
+    Counts it would refuse go to `figure` itself, which raises."""
     if len(counts) != len(bounds) + 1 or min(counts) < 0:
-        refused = figure(counts=counts, quantile=_VERDICT_QUANTILE)
+        refused = figure(counts=counts, quantile=quantile)
         return _Reading(refused.value, refused.overflow)
     observations = sum(counts)
     if observations == 0:
         return _Reading(None)
-    rank = -(-_VERDICT_RANK.numerator * observations // _VERDICT_RANK.denominator)
-    seen = bucket = 0
-    for bucket, count in enumerate(counts):  # noqa: B007 (the bucket is read after the loop)
-        seen += count
-        if seen >= rank:
-            break
+    exact = _EXACT_QUANTILES.get(quantile) or sli._decimal(quantile)  # as posture.sli reads q
+    rank = -(-exact.numerator * observations // exact.denominator)
+    # The first bucket by which `rank` observations have been seen.
+    bucket = bisect.bisect_left(list(itertools.accumulate(counts)), rank)
     return _Reading(float(bounds[min(bucket, len(bounds) - 1)]), bucket == len(bounds))
 
 
@@ -1070,13 +1084,12 @@ class _Judge:
         return verdict
 
 
-def _flat_add(sums: dict, key: object, values: Sequence[int]) -> None:
-    """Add flat() values into sums[key]."""
-    total = sums.get(key)
-    if total is None:
-        sums[key] = list(values)
-    else:
-        total[:] = map(operator.add, total, values)
+def _flat_sums(rows: Iterable[tuple[object, Sequence[int]]]) -> dict[object, tuple[int, ...]]:
+    """Sums of flat() values by key, from (key, values) pairs: column by column in C."""
+    groups: dict[object, list[Sequence[int]]] = defaultdict(list)
+    for key, values in rows:
+        groups[key].append(values)
+    return {key: tuple(map(sum, zip(*group, strict=True))) for key, group in groups.items()}
 
 
 def _rule_rows(window: Window, rule_ids: set[int] | None) -> list[tuple]:
@@ -1090,11 +1103,12 @@ def _rule_rows(window: Window, rule_ids: set[int] | None) -> list[tuple]:
 def _judge(rows: Iterable[tuple], targets_all: list[SloTarget]) -> _Judge:
     """A judge of rules' counts: (bucket, rule id, flat() values) rows of one window."""
     by_bucket: dict[datetime, dict[int, tuple[int, ...]]] = defaultdict(dict)
-    rule_sums: dict[int, list[int]] = {}
     for bucket, rule_id, values in rows:
         by_bucket[bucket][rule_id] = values
-        _flat_add(rule_sums, rule_id, values)
-    return _Judge(targets_all, by_bucket, {rule: tuple(v) for rule, v in rule_sums.items()})
+    rule_totals = _flat_sums(
+        (rule_id, values) for rules in by_bucket.values() for rule_id, values in rules.items()
+    )
+    return _Judge(targets_all, by_bucket, rule_totals)
 
 
 def _framework_map(framework: Framework, mapping_version: MappingVersion | None) -> _FrameworkMap:
@@ -1208,15 +1222,11 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
     # totals are the sums of its days' (integer counts: the same sums as a read of each).
     both = Window(start=previous.start, end=window.end, unit=DAY)
     rows = rule_daily_rows(window=both, rule_ids=None)
-    day_sums: dict[datetime, list[int]] = {}
-    for day, _, values in rows:
-        _flat_add(day_sums, day, values)
+    day_sums = _flat_sums((day, values) for day, _, values in rows)
     daily_rules = {
         day: RuleCounts.from_flat(values) for day, values in day_sums.items() if day >= window.start
     }
-    window_sums: dict[bool, list[int]] = {}
-    for day, values in day_sums.items():
-        _flat_add(window_sums, day >= window.start, values)
+    window_sums = _flat_sums((day >= window.start, values) for day, values in day_sums.items())
     totals = {key: RuleCounts.from_flat(values) for key, values in window_sums.items()}
 
     engine_days = source_counts(window=both, scope=scope, rule_ids=None, now=now)
