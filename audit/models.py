@@ -156,6 +156,18 @@ class Event(models.Model):
                 condition=models.Q(kind="remediation"),
                 name="event_remediation_occurred_idx",
             ),
+            # The on-call page: each engine's last heartbeat.
+            models.Index(
+                fields=["occurred_at"],
+                condition=models.Q(kind="heartbeat"),
+                name="event_heartbeat_occurred_idx",
+            ),
+            # A rule's page: its policy's newest deployments (a few rows among millions).
+            models.Index(
+                fields=["policy", "occurred_at"],
+                condition=models.Q(kind="policy_deployment"),
+                name="event_deployment_idx",
+            ),
         ]
 
     def __str__(self) -> str:

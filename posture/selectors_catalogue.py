@@ -7,11 +7,10 @@ except a rule's policy versions, which are read from the ledger at the hours the
 rollup says they happened (the event table has an index on occurred_at, not on policy).
 """
 
-import functools
 import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
@@ -21,7 +20,6 @@ from posture.models import (
     Control,
     DecisionDaily,
     DecisionHourly,
-    DeploymentHourly,
     Rule,
     RuleControl,
     Scope,
@@ -415,20 +413,8 @@ def rule_policy_versions(*, rule: Rule) -> list[PolicyVersion]:
     """The policy's deployments, newest first: which version became active where and when."""
     if not rule.policy:
         return []
-    hours = list(
-        DeploymentHourly.objects.filter(rule__policy=rule.policy, rule__name="")
-        .values_list("bucket", flat=True)
-        .distinct()
-        .order_by("-bucket")[:POLICY_VERSIONS_SHOWN]
-    )
-    if not hours:
-        return []
-    when = functools.reduce(
-        operator.or_,
-        (Q(occurred_at__gte=h, occurred_at__lt=h + timedelta(hours=1)) for h in hours),
-    )
     events = (
-        Event.objects.filter(when, kind=EventKind.POLICY_DEPLOYMENT, policy=rule.policy)
+        Event.objects.filter(kind=EventKind.POLICY_DEPLOYMENT, policy=rule.policy)
         .order_by("-occurred_at", "-pk")
         .values_list("pk", "policy_version", "occurred_at", "environment", "source__name")
     )[:POLICY_VERSIONS_SHOWN]

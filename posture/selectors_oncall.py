@@ -6,18 +6,20 @@ last 6 hours), the latest denies' reasons (at most REASON_SAMPLE rows), the last
 engine (the last two intervals only), and remediations per resource (the window).
 """
 
+import functools
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from fractions import Fraction
 from typing import Literal
 
-from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Trunc
 
 from audit.models import Event, EventKind, Source, SourceKind
 from posture import sli
-from posture.models import DecisionHourly, HeartbeatHourly, SequenceHourly
+from posture.models import DecisionHourly, HeartbeatDaily, HeartbeatHourly, SequenceHourly
 from posture.models.rollups import LATENCY_COLUMNS
 from posture.selectors import SliScope, Target, Window, targets_for
 
@@ -285,10 +287,25 @@ def engine_heartbeats(*, now: datetime) -> list[EngineHeartbeat]:
     stale = [s["id"] for s in sources if s["id"] not in recent]
     earlier: dict[int, datetime] = {}
     if stale:
-        newest = HeartbeatHourly.objects.filter(source_id=OuterRef("source_id")).order_by("-bucket")
-        rows = HeartbeatHourly.objects.filter(
-            source_id__in=stale, pk=Subquery(newest.values("pk")[:1])
-        ).values_list("source_id", "bucket", "slot_seconds", "slots_seen")
+        # The newest hour of each stale source lies in its newest day with heartbeats.
+        newest_days = (
+            HeartbeatDaily.objects.filter(source_id__in=stale)
+            .values("source_id")
+            .annotate(day=Max("day"))
+            .values_list("source_id", "day")
+        )
+        in_newest_day = [
+            Q(source_id=source_id, bucket__gte=datetime.combine(day, time.min, tzinfo=UTC))
+            for source_id, day in newest_days
+        ]
+        rows = (
+            HeartbeatHourly.objects.filter(functools.reduce(operator.or_, in_newest_day))
+            .order_by("bucket")
+            .values_list("source_id", "bucket", "slot_seconds", "slots_seen")
+            if in_newest_day
+            else []
+        )
+        # In bucket order: the last row of each source is its newest hour.
         for source_id, bucket, slot, seen in rows:
             # The start of the newest slot that saw one: the heartbeat came in that slot.
             earlier[source_id] = bucket.astimezone(UTC) + timedelta(

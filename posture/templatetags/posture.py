@@ -1,6 +1,8 @@
 """Formatting of figures for pages: the value with its unit, targets, and state classes."""
 
 from django import template
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -48,3 +50,15 @@ def score_class(value: float | None) -> str:
     if value is None:
         return "nodata"
     return "ok" if value >= 0.9 else "warn" if value >= 0.7 else "bad"
+
+
+@register.filter
+def table_rows(rows: list[list]) -> SafeString:
+    """<tr><td>...</td></tr> for each row, every cell escaped as {{ cell }} would be: a year of
+    daily rows is thousands of cells, which the template language renders far slower."""
+    return mark_safe(  # noqa: S308 (every cell is escaped here)
+        "".join(
+            "<tr>" + "".join(f"<td>{conditional_escape(cell)}</td>" for cell in row) + "</tr>"
+            for row in rows
+        )
+    )

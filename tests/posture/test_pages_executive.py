@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
+from posture.templatetags.posture import table_rows
 from tests.conftest import event, post_events
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,27 @@ def test_figures_show_their_target_and_formula(
 
     assert "denies / decisions =" in body
     assert "target ≤ 5.00 %" in body
+
+
+def test_each_chart_has_its_numbers_as_a_table_row_by_day(
+    executive, source_client, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        recent = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        post_events(source_client, [event(n, occurred_at=recent) for n in range(1, 10)])
+
+    body = executive.get("/dashboards/executive?days=7").content.decode()
+
+    today = datetime.now(UTC).date().isoformat()
+    # The deny-rate chart: 3 of the 9 decisions (n = 3, 6, 9) were denied.
+    assert f"<tr><td>{today}</td><td>33.33%</td></tr>" in body
+    assert body.count("<tbody><tr><td>") == 4  # a table under each chart
+
+
+def test_chart_table_cells_are_escaped():
+    assert table_rows([["<b>", "1 %"], ["a&b", None]]) == (
+        "<tr><td>&lt;b&gt;</td><td>1 %</td></tr><tr><td>a&amp;b</td><td>None</td></tr>"
+    )
 
 
 def test_the_page_makes_a_bounded_number_of_queries(executive, django_assert_max_num_queries):

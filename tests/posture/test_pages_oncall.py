@@ -184,10 +184,11 @@ def test_the_dashboard_makes_a_bounded_number_of_queries(
     client = as_role("oncall")
 
     # session, user, roles, targets, 5-minute buckets, hours, rules, services, reasons,
-    # latency, sources, two for heartbeats, sequences, remediations
-    with django_assert_max_num_queries(15):
+    # latency, sources, three for heartbeats (recent ones; the newest day and hour of the
+    # stale), sequences, remediations
+    with django_assert_max_num_queries(16):
         assert client.get("/dashboards/oncall?hours=72").status_code == 200
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         assert client.get("/dashboards/oncall/panels").status_code == 200
 
 
@@ -252,6 +253,19 @@ def test_engines_that_never_sent_a_heartbeat_are_noted_not_alarmed(source):
     heartbeats = oncall.engine_heartbeats(now=datetime.now(UTC))
 
     assert [(h.source, h.level, h.age) for h in heartbeats] == [("opa-prod", "info", "never")]
+
+
+def test_a_silent_engine_is_missing_since_the_slot_of_its_last_heartbeat(incidents):
+    now = datetime.now(UTC)
+    sent = Event.objects.get(event_id="hb-k").occurred_at
+
+    (kyverno,) = [h for h in oncall.engine_heartbeats(now=now) if h.source == "kyverno-staging"]
+
+    assert kyverno.level == "critical"
+    # Older than twice its interval, so read from the rollups: the start of its slot.
+    assert not kyverno.exact
+    slot = timedelta(seconds=max(kyverno.interval_seconds, 60))
+    assert sent - slot < kyverno.last_seen <= sent
 
 
 def test_a_remediation_loop_needs_three_remediations_of_one_resource(incidents):
