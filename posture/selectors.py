@@ -74,11 +74,26 @@ class Window:
         return timedelta(days=1) if self.unit == DAY else timedelta(hours=1)
 
     def buckets(self) -> list[datetime]:
-        count = int((self.end - self.start) / self.step)
-        return [self.start + i * self.step for i in range(count)]
+        return list(_buckets(self))
+
+    def labels(self) -> tuple[str, ...]:
+        """Each bucket's time in ISO 8601, as series points name them."""
+        return _labels(self)
 
     def as_dict(self) -> dict:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "unit": self.unit}
+
+
+# Kept for the windows of the last few requests: a year's series asks for them many times.
+@functools.lru_cache(maxsize=64)
+def _buckets(window: Window) -> tuple[datetime, ...]:
+    count = int((window.end - window.start) / window.step)
+    return tuple(window.start + i * window.step for i in range(count))
+
+
+@functools.lru_cache(maxsize=64)
+def _labels(window: Window) -> tuple[str, ...]:
+    return tuple(bucket.isoformat() for bucket in _buckets(window))
 
 
 def window_last(*, days: int = 0, hours: int = 0, now: datetime | None = None) -> Window:
@@ -1249,8 +1264,8 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
                 **figure,
                 "previous": earlier.as_dict(),
                 "series": [
-                    {"bucket": bucket.isoformat(), "value": day[i]}
-                    for bucket, day in zip(window.buckets(), series, strict=True)
+                    {"bucket": label, "value": day[i]}
+                    for label, day in zip(window.labels(), series, strict=True)
                 ],
             }
         )
@@ -1284,8 +1299,12 @@ def _score_series(fmap: _FrameworkMap, window: Window, judge: _Judge) -> list[di
     control's status once per combination of its rules' verdicts."""
     statuses: dict[tuple, sli.ControlStatus] = {}
     series = []
-    for bucket in window.buckets():
+    for bucket, label in zip(window.buckets(), window.labels(), strict=True):
         verdicts = judge.bucket_verdicts(bucket)
+        if not verdicts:
+            # No rule with counts: no control has data, so there is no score.
+            series.append({"bucket": label, "value": None})
+            continue
         controls = []
         for code, rules in fmap.leaves:
             results = (code, *map(verdicts.get, rules))
@@ -1295,7 +1314,7 @@ def _score_series(fmap: _FrameworkMap, window: Window, judge: _Judge) -> list[di
                     rule_results=results[1:], control=code
                 )
             controls.append(status)
-        series.append({"bucket": bucket.isoformat(), "value": score_value(controls)})
+        series.append({"bucket": label, "value": score_value(controls)})
     return series
 
 
