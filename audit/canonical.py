@@ -53,23 +53,31 @@ def format_timestamp(moment: datetime) -> str:
 def record_bytes(*, event_bytes: bytes, received_at: str, seq: int, source: str) -> bytes:
     """Canonical bytes of one stored record, from the already canonical event bytes.
 
-    Built by concatenation in sorted key order because this runs inside the chain lock;
     test_canonical checks it equals canonical_json() of the same object.
     """
-    return b"".join(
-        (
-            b'{"event":',
-            event_bytes,
-            b',"received_at":"',
-            received_at.encode(),
-            b'","seq":',
-            str(seq).encode(),
-            b',"source":',
-            orjson.dumps(source),
-            b',"v":1}',
-        )
+    head, tail = record_parts(event_bytes=event_bytes, received_at=received_at, source=source)
+    return record_with_seq(head, seq, tail)
+
+
+def record_parts(*, event_bytes: bytes, received_at: str, source: str) -> tuple[bytes, bytes]:
+    """The canonical bytes of a record before and after its seq, the one member that is known
+    only under the chain lock: built by concatenation in sorted key order beforehand, so the
+    lock is held only for record_with_seq() and the hash."""
+    head = b"".join(
+        (b'{"event":', event_bytes, b',"received_at":"', received_at.encode(), b'","seq":')
     )
+    tail = b"".join((b',"source":', orjson.dumps(source), b',"v":1}'))
+    return head, tail
+
+
+def record_with_seq(head: bytes, seq: int, tail: bytes) -> bytes:
+    return b"".join((head, str(seq).encode(), tail))
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
-    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+    return chain_digest(bytes.fromhex(prev_hash), canonical).hex()
+
+
+def chain_digest(prev_digest: bytes, canonical: bytes) -> bytes:
+    """chain_hash() with both hashes as raw bytes (what a chain walk passes on)."""
+    return hashlib.sha256(prev_digest + canonical).digest()

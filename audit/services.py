@@ -17,9 +17,10 @@ from audit import signing, storage
 from audit.canonical import (
     GENESIS_HASH,
     canonical_json,
-    chain_hash,
+    chain_digest,
     format_timestamp,
-    record_bytes,
+    record_parts,
+    record_with_seq,
 )
 from audit.events import EventRecord, typed_columns, validate_batch
 from audit.fastcheck import fast_records
@@ -138,10 +139,33 @@ def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> Append
 
 
 def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) -> AppendResult:
+    # Received now, before waiting for the chain: the lock is then held only for what depends
+    # on the chain's head (the seq members, the hashes, the insert).
+    received = datetime.now(UTC)
+    received_text = format_timestamp(received)
+    parts = [
+        record_parts(event_bytes=r.event_bytes, received_at=received_text, source=source.name)
+        for r in records
+    ]
+    # The outermost transaction commits without waiting for the disk, which releases the
+    # chain's lock sooner, and then waits for the disk outside it (storage.wal_flush): the
+    # caller hears of the append only once it is durable either way.
+    outermost = not transaction.get_connection().in_atomic_block
     with transaction.atomic():
-        seq, prev_hash = storage.chain_head_lock(source.pk)
-        # Taken under the lock, so received_at never goes back along a chain.
-        received_text = format_timestamp(datetime.now(UTC))
+        if outermost:
+            storage.commit_without_flush()
+        seq, prev_hash, head_received = storage.chain_head_lock(source.pk)
+        if head_received is not None and received < head_received:
+            # Another append took the lock first with a later time: received_at never goes
+            # back along a chain.
+            received = head_received
+            received_text = format_timestamp(received)
+            parts = [
+                record_parts(
+                    event_bytes=r.event_bytes, received_at=received_text, source=source.name
+                )
+                for r in records
+            ]
         received_at = datetime.fromisoformat(received_text)
         stored = (
             storage.existing_event_ids(source.pk, [r.event_id for r in records])
@@ -149,29 +173,27 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             else set()
         )
         first_seq = seq + 1
-        source_id, source_name = source.pk, source.name
+        source_id = source.pk
+        prev_digest = bytes.fromhex(prev_hash)
         rows = []
-        for record in records:
+        for record, (head, tail) in zip(records, parts, strict=True):
             if record.event_id in stored:
                 continue
             seq += 1
-            canonical = record_bytes(
-                event_bytes=record.event_bytes,
-                received_at=received_text,
-                seq=seq,
-                source=source_name,
-            )
-            digest = chain_hash(prev_hash, canonical)
+            canonical = record_with_seq(head, seq, tail)
+            digest = chain_digest(prev_digest, canonical)
             rows.append(
-                (source_id, seq, received_at, prev_hash, digest, canonical, *record.columns)
+                (source_id, seq, received_at, prev_hash, digest.hex(), canonical, *record.columns)
             )
-            prev_hash = digest
+            prev_digest, prev_hash = digest, rows[-1][4]
         if rows:
             storage.events_insert(rows)
             storage.chain_head_move(source.pk, seq=seq, digest=prev_hash, at=received_at)
             transaction.on_commit(
                 lambda: events_appended.send(sender=Source, source_id=source_id), robust=True
             )
+    if outermost and rows:
+        storage.wal_flush()
     return AppendResult(
         accepted=len(rows),
         duplicates=len(records) - len(rows),

@@ -126,17 +126,46 @@ def checkpoint_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHECKPOINT_LOCK_KEY])
 
 
-def chain_head_lock(source_id: int) -> tuple[int, str]:
-    """Lock one source's chain head until the transaction ends; give its (seq, hash).
+def chain_head_lock(source_id: int) -> tuple[int, str, datetime | None]:
+    """Lock one source's chain head until the transaction ends; give its (seq, hash, time of
+    its newest append), that time None before the first.
 
     SQLite has no row locks: its immediate transactions (settings) already serialise writers.
     """
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
-        sql = f"SELECT seq, hash FROM audit_chainhead WHERE source_id = %s{lock}"  # noqa: S608
+        sql = f"SELECT seq, hash, updated_at FROM audit_chainhead WHERE source_id = %s{lock}"  # noqa: S608
         cursor.execute(sql, [source_id])
-        seq, digest = cursor.fetchone()
-    return seq, digest
+        seq, digest, updated_at = cursor.fetchone()
+    if seq == 0:
+        return seq, digest, None
+    if isinstance(updated_at, str):  # SQLite's text, naive UTC
+        updated_at = datetime.fromisoformat(updated_at).replace(tzinfo=UTC)
+    return seq, digest, updated_at.astimezone(UTC)
+
+
+def commit_without_flush() -> None:
+    """Let this transaction's commit return before its WAL is on disk (PostgreSQL), so that
+    its locks go sooner; the caller must then call wal_flush() before it reports success."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def wal_flush() -> None:
+    """Return once everything committed so far on this server is on disk.
+
+    PostgreSQL flushes the WAL at a commit when the transaction has a transaction id and
+    wrote WAL itself: this one-statement transaction takes an id and writes a WAL record (a
+    logical decoding message, which nothing reads), so its commit waits until the WAL up to
+    it is flushed; the WAL is written in order, so every earlier commit is on disk with it.
+    Run outside any transaction. SQLite's commits are already on disk when they return.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_current_xact_id(), pg_logical_emit_message(false, 'posture', '')"
+            )
 
 
 def chain_head_move(source_id: int, *, seq: int, digest: str, at: datetime) -> None:
