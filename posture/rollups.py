@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import psycopg
 from django.db import connection, transaction
-from django.db.models import Max, Min, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncDate
 
 from audit.canonical import canonical_loads
@@ -36,6 +36,7 @@ from posture.models import (
     RuleDaily,
     SequenceDaily,
     SequenceHourly,
+    TriageLabel,
     TriageState,
     ViolationEpisode,
     ViolationHourly,
@@ -58,18 +59,6 @@ logger = logging.getLogger(__name__)
 # Events counted in one transaction; a longer backlog takes several.
 CHUNK = 20_000
 MIN_SLOT_SECONDS = 60
-DERIVED_MODELS = (
-    DecisionHourly,
-    DecisionDaily,
-    ViolationHourly,
-    ViolationEpisode,
-    RemediationHourly,
-    DeploymentHourly,
-    InventoryHourly,
-    HeartbeatHourly,
-    SequenceHourly,
-    TriageState,
-)
 
 
 def rollups_apply(*, source_id: int, chunk: int = CHUNK) -> int:
@@ -96,61 +85,62 @@ def _apply_chunk(source_id: int, chunk: int) -> int:
         if head is None or head <= cursor.seq:
             return 0
         after, upto = cursor.seq, min(head, cursor.seq + chunk)
-        daily_recount(_count_range(source_id, after, upto))
+        _daily_add(_count_range(source_id, after, upto))
         cursor.seq = upto
         cursor.save(update_fields=["seq", "updated_at"])
     return upto - after
 
 
 @dataclass
-class DaysCounted:
-    """The UTC days whose daily recounts a count changed: RuleDaily's (`rules`) and
-    HeartbeatDaily's (`heartbeats`)."""
+class Counted:
+    """What counting a range changes in the daily tables: the sums to add to RuleDaily by
+    (day, rule), the (day, rule) pairs whose triage counts are recounted, and the (day, source)
+    pairs whose HeartbeatDaily row is recounted."""
 
-    rules: set[date] = field(default_factory=set)
-    heartbeats: set[date] = field(default_factory=set)
-
-    def add(self, other: "DaysCounted") -> None:
-        self.rules |= other.rules
-        self.heartbeats |= other.heartbeats
+    rule_days: dict[tuple[date, int], dict[str, int]] = field(default_factory=dict)
+    triage_days: set[tuple[date, int]] = field(default_factory=set)
+    heartbeat_days: set[tuple[date, int]] = field(default_factory=set)
 
 
-def _count_range(
-    source_id: int, after: int, upto: int, since: datetime | None = None
-) -> DaysCounted:
-    """Add the events (after, upto] of one chain to the rollups (those from `since` on, if set);
-    the days whose daily recounts that changed."""
+def _count_range(source_id: int, after: int, upto: int, since: datetime | None = None) -> Counted:
+    """Add the events (after, upto] of one chain to the hourly rollups, DecisionDaily and
+    SequenceDaily (those from `since` on, if set); what that changes in the other daily tables."""
     span = (source_id, after, upto)
     _rules_register(span)
-    decision_days = _decisions_add(span, since)
+    counted = Counted()
+    _decisions_add(span, since, counted)
     _sequences_add(span, since)
-    counted = _others_add(span, since)
-    counted.rules |= decision_days
+    _others_add(span, since, counted)
     return counted
 
 
-DAY_LOCK = 7_402_216  # any constant; names the advisory locks of daily_recount
+def _daily_add(counted: Counted) -> None:
+    """Keep the daily tables up with one range's counts, in the transaction that counts it.
 
-
-def daily_recount(counted: DaysCounted) -> None:
-    """Recount RuleDaily and HeartbeatDaily for the days given from the hourly rollups, in the
-    transaction that changed those.
-
-    Two sources' counts may change the same day at once: a lock per day (PostgreSQL) makes
-    the second recount wait for the first's commit, so that it reads both sources' rows
-    (SQLite serialises writers already). Locks are taken in day order, so two recounts cannot
-    wait for each other.
+    RuleDaily's sums are added to (additions commute, so sources counting at once need no
+    lock), but for its triage counts, which a relabel moves down as well as up: those are
+    recounted from the triage states, which only the internal source's counting writes. A
+    source's HeartbeatDaily rows are recounted from its hours of those days (a day's slots
+    seen are not a sum of additions, and no other source writes those rows).
     """
-    # Imported here: the selectors read rollup state from this module.
-    from posture.selectors import DAY, SliScope, Window, heartbeat_days_summed, rule_counts_summed
+    _upsert_sums(RuleDaily, counted.rule_days)
+    _triage_days_recount(counted.triage_days)
+    days_by_source: dict[int, set[date]] = {}
+    for day, source_id in counted.heartbeat_days:
+        days_by_source.setdefault(source_id, set()).add(day)
+    for source_id, days in sorted(days_by_source.items()):
+        _heartbeat_days_recount(days, source_id=source_id)
 
-    days = sorted(counted.rules | counted.heartbeats)
-    if connection.vendor == "postgresql" and days:
-        with connection.cursor() as cursor:
-            for day in days:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DAY_LOCK, day.toordinal()])
-    for first, last in _runs(sorted(counted.rules)):
-        window = Window(start=_midnight(first), end=_midnight(last + timedelta(days=1)), unit=DAY)
+
+def daily_recount(rule_days: set[date], heartbeat_days: set[date]) -> None:
+    """Recount RuleDaily and HeartbeatDaily for these days from the hourly rollups: what a
+    rebuild ends with (holding every cursor), and what a database from before the daily
+    tables gets."""
+    # Imported here: the selectors read rollup state from this module.
+    from posture.selectors import SliScope, rule_counts_summed
+
+    for first, last in _runs(sorted(rule_days)):
+        window = _days_window(first, last)
         counts = rule_counts_summed(window=window, scope=SliScope(), rule_ids=None)
         RuleDaily.objects.filter(day__gte=first, day__lte=last).delete()
         _insert_rows(
@@ -158,10 +148,48 @@ def daily_recount(counted: DaysCounted) -> None:
             ["day", "rule_id", *RULE_DAILY_COLUMNS],
             [(bucket.date(), rule_id, *item.flat()) for (bucket, rule_id), item in counts.items()],
         )
-    for first, last in _runs(sorted(counted.heartbeats)):
-        window = Window(start=_midnight(first), end=_midnight(last + timedelta(days=1)), unit=DAY)
-        rows = heartbeat_days_summed(window=window)
-        HeartbeatDaily.objects.filter(day__gte=first, day__lte=last).delete()
+    _heartbeat_days_recount(heartbeat_days)
+
+
+def _triage_days_recount(pairs: set[tuple[date, int]]) -> None:
+    """Set RuleDaily's triage counts of these (day, rule) pairs from the triage states, as
+    posture.selectors.rule_counts_summed() counts them."""
+    if not pairs:
+        return
+    days = sorted(day for day, _ in pairs)
+    states = (
+        TriageState.objects.filter(
+            rule_id__in={rule for _, rule in pairs},
+            occurred_at__gte=_midnight(days[0]),
+            occurred_at__lt=_midnight(days[-1] + timedelta(days=1)),
+        )
+        .annotate(day=TruncDate("occurred_at", tzinfo=UTC))
+        .values("day", "rule_id")
+        .annotate(
+            triaged=Count("pk"),
+            false_positives=Count("pk", filter=Q(label=TriageLabel.FALSE_POSITIVE)),
+        )
+        .values_list("day", "rule_id", "triaged", "false_positives")
+    )
+    found = {(day, rule): counts for day, rule, *counts in states}
+    _executemany(
+        RuleDaily,
+        ["day", "rule_id", "triaged", "false_positives"],
+        [(day, rule, *found.get((day, rule), (0, 0))) for day, rule in sorted(pairs)],
+        "DO UPDATE SET triaged = excluded.triaged, false_positives = excluded.false_positives",
+    )
+
+
+def _heartbeat_days_recount(days: set[date], source_id: int | None = None) -> None:
+    """Recount HeartbeatDaily for these days (of one source, or of all)."""
+    from posture.selectors import heartbeat_days_summed
+
+    for first, last in _runs(sorted(days)):
+        rows = heartbeat_days_summed(window=_days_window(first, last), source_id=source_id)
+        stale = HeartbeatDaily.objects.filter(day__gte=first, day__lte=last)
+        if source_id is not None:
+            stale = stale.filter(source_id=source_id)
+        stale.delete()
         _insert_rows(
             HeartbeatDaily,
             ["day", "source_id", "slots_seen", "dropped_min", "dropped_max", "first_hour"],
@@ -169,18 +197,22 @@ def daily_recount(counted: DaysCounted) -> None:
         )
 
 
+def _days_window(first: date, last: date):
+    from posture.selectors import DAY, Window
+
+    return Window(start=_midnight(first), end=_midnight(last + timedelta(days=1)), unit=DAY)
+
+
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def days_with_counts() -> DaysCounted:
+def days_with_counts() -> tuple[set[date], set[date]]:
     """Every day from the first to the last that the rollups RuleDaily and HeartbeatDaily
     are recounted from count into (what a database from before the daily tables needs)."""
-    return DaysCounted(
-        rules=_days_between(_rule_day_bounds()),
-        heartbeats=_days_between(
-            [HeartbeatHourly.objects.aggregate(first=Min("bucket"), last=Max("bucket"))]
-        ),
+    return (
+        _days_between(_rule_day_bounds()),
+        _days_between([HeartbeatHourly.objects.aggregate(first=Min("bucket"), last=Max("bucket"))]),
     )
 
 
@@ -293,13 +325,16 @@ def rollups_rebuild(*, since: datetime | None = None) -> int:
         )
         _rollups_delete(since)
         counted = 0
-        days = DaysCounted()
+        rule_days: set[date] = set()
+        heartbeat_days: set[date] = set()
         for source_id, seq in sorted(cursors.items()):
             for after in range(0, seq, CHUNK):
                 upto = min(seq, after + CHUNK)
-                days.add(_count_range(source_id, after, upto, since))
+                changes = _count_range(source_id, after, upto, since)
+                rule_days |= {day for day, _ in [*changes.rule_days, *changes.triage_days]}
+                heartbeat_days |= {day for day, _ in changes.heartbeat_days}
                 counted += upto - after
-        daily_recount(days)
+        daily_recount(rule_days, heartbeat_days)
     return counted
 
 
@@ -413,9 +448,9 @@ _ENFORCEMENT = (
 )
 
 
-def _decisions_add(span: tuple, since: datetime | None) -> set[date]:
+def _decisions_add(span: tuple, since: datetime | None, counted: Counted) -> None:
     """The database groups the range's decisions finely; Python folds the groups into the
-    hourly and daily tables. The days counted into."""
+    hourly and daily tables, and into what RuleDaily gains."""
     where, tail = _span_filter(since)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -444,7 +479,50 @@ def _decisions_add(span: tuple, since: datetime | None) -> set[date]:
     _excepted_add(span, since, hourly, daily)
     _upsert_sums(DecisionHourly, hourly)
     _upsert_sums(DecisionDaily, daily)
-    return {key[0] for key in daily}
+    for (day, _, rule_id, _, outcome), amounts in daily.items():
+        _add(counted.rule_days, (day, rule_id), _decision_rule_amounts(outcome, amounts))
+
+
+# RuleDaily's sums from the other rollups' rows, as posture.selectors.rule_counts_summed() reads
+# those rollups (tests/posture/test_daily_rollups.py holds the two equal).
+
+
+def _decision_rule_amounts(outcome: str, amounts: dict[str, int]) -> dict[str, int]:
+    excepted = amounts.get("excepted", 0)
+    return {
+        "decisions": amounts.get("decisions", 0),
+        "denies": amounts.get("decisions", 0) if outcome == "deny" else 0,
+        # M2 leaves decisions covered by an exception out of both sides.
+        "enforce_expected": amounts.get("enforce_expected", 0)
+        - amounts.get("excepted_enforce_expected", 0),
+        "enforce_ok": amounts.get("enforce_ok", 0) - amounts.get("excepted_enforce_ok", 0),
+        "excepted": excepted,
+        "excepted_denies": excepted if outcome == "deny" else 0,
+        **{column: amounts[column] for column in LATENCY_COLUMNS if column in amounts},
+    }
+
+
+def _other_rule_amounts(counts: "_Counts") -> dict[tuple[date, int], dict[str, int]]:
+    """What the range's violations, remediations and deployments add to RuleDaily."""
+    days: dict[tuple[date, int], dict[str, int]] = {}
+    for (hour, _, rule_id, *_), amounts in counts.violations.items():
+        found = {"violations_opened": amounts.get("opened", 0)}
+        found.update((c, amounts[c]) for c in TTD_COLUMNS if c in amounts)
+        _add(days, (hour.date(), rule_id), found)
+    for (hour, _, rule_id, _, _, status), amounts in counts.remediations.items():
+        # Other statuses count in neither, but their row is there all the same.
+        n = amounts["remediations"]
+        found = {
+            "remediations_succeeded": n if status == "succeeded" else 0,
+            "remediations_failed": n if status == "failed" else 0,
+        }
+        _add(days, (hour.date(), rule_id), found)
+    for (hour, _, rule_id, _), amounts in counts.deployments.items():
+        known = amounts.get("deployments", 0) - amounts.get("lead_unknown", 0)
+        found = {"deployments": known}
+        found.update((c, amounts[c]) for c in LEAD_TIME_COLUMNS if c in amounts)
+        _add(days, (hour.date(), rule_id), found)
+    return days
 
 
 def _excepted_add(span: tuple, since: datetime | None, hourly: dict, daily: dict) -> None:
@@ -552,14 +630,12 @@ _OTHER_KINDS = (
 )
 
 
-def _others_add(span: tuple, since: datetime | None) -> DaysCounted:
-    """Count the range's other kinds into hours from `since` on; episodes and triage whole.
-    The days whose daily recounts that changed."""
+def _others_add(span: tuple, since: datetime | None, counted: Counted) -> None:
+    """Count the range's other kinds into hours from `since` on; episodes and triage whole."""
     source_id, after, upto = span
     events = _rows(source_id, after, upto)
     if not events:
-        return DaysCounted()
-    triaged: set[date] = set()
+        return
     rules = _rule_ids(events)
     interval = Source.objects.values_list("heartbeat_interval_seconds", flat=True).get(pk=source_id)
     counts = _Counts(since, _Episodes(source_id, events, rules))
@@ -575,12 +651,11 @@ def _others_add(span: tuple, since: datetime | None) -> DaysCounted:
         elif event.kind == EventKind.HEARTBEAT:
             _heartbeat(counts, event, interval)
         else:
-            triaged |= _triage(event)
+            _triage(event, counted)
     counts.save()
-    return DaysCounted(
-        rules=triaged | counts.rule_days(),
-        heartbeats={hour.date() for hour, _ in counts.heartbeats},
-    )
+    for key, amounts in _other_rule_amounts(counts).items():
+        _add(counted.rule_days, key, amounts)
+    counted.heartbeat_days |= {(hour.date(), source) for hour, source in counts.heartbeats}
 
 
 class _Row(NamedTuple):
@@ -657,11 +732,6 @@ class _Counts:
     def add(self, table: dict, key: tuple, **amounts: int) -> None:
         if self.counts(key[0]):
             _add(table, key, amounts)
-
-    def rule_days(self) -> set[date]:
-        """The days of the rule-dimensioned rows counted (their keys begin with the hour)."""
-        tables = (self.violations, self.remediations, self.deployments)
-        return {key[0].date() for table in tables for key in table}
 
     def save(self) -> None:
         self.episodes.save()
@@ -827,16 +897,16 @@ def _heartbeat(counts: _Counts, event: _Row, interval: int) -> None:
         row["dropped"].append(payload["dropped_total"])
 
 
-def _triage(event: _Row) -> set[date]:
+def _triage(event: _Row, counted: Counted) -> None:
     """A triage label (an internal event) names the decision it labels by chain position.
-    The day of that decision (whose false-positive counts change), if it is stored."""
+    The latest label counts."""
     attributes = _payload(event).get("attributes", {})
     decision = Event.objects.filter(
         source__name=attributes.get("source"), seq=attributes.get("seq")
     ).first()
     if decision is None:
         logger.warning("triage label at seq %s names no stored event", event.seq)
-        return set()
+        return
     # The decision's own chain may not be counted yet, so its rule may still be unregistered.
     rule, _ = Rule.objects.get_or_create(
         policy=decision.policy or "", name=decision.rule or "", defaults={"catalogued": False}
@@ -855,7 +925,7 @@ def _triage(event: _Row) -> set[date]:
             "service": decision.service or "",
         },
     )
-    return {decision.occurred_at.astimezone(UTC).date()}
+    counted.triage_days.add((decision.occurred_at.astimezone(UTC).date(), rule.pk))
 
 
 def _upsert_sums(model: type, rows: dict[tuple, dict[str, int]]) -> None:

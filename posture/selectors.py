@@ -631,11 +631,13 @@ def _heartbeats(in_window: dict, window: Window) -> list[tuple]:
     return [(key, source_id, *total) for (key, source_id), total in sums.items()]
 
 
-def heartbeat_days_summed(*, window: Window) -> list[tuple]:
+def heartbeat_days_summed(*, window: Window, source_id: int | None = None) -> list[tuple]:
     """(day, source, heartbeat slots seen, lowest and highest dropped_total, first hour with a
-    heartbeat) of each day of a whole-day window and source, summed from HeartbeatHourly:
-    what posture.rollups stores into HeartbeatDaily."""
-    in_window = {"bucket__gte": window.start, "bucket__lt": window.end}
+    heartbeat) of each day of a whole-day window and source (or of the one source), summed
+    from HeartbeatHourly: what posture.rollups stores into HeartbeatDaily."""
+    in_window: dict = {"bucket__gte": window.start, "bucket__lt": window.end}
+    if source_id is not None:
+        in_window["source_id"] = source_id
     firsts = (
         HeartbeatHourly.objects.filter(**in_window)
         .annotate(b=_UtcTrunc("bucket", DAY))

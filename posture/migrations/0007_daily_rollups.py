@@ -12,7 +12,7 @@ def fill_daily_tables(apps, schema_editor):
     from posture.rollups import daily_recount, days_with_counts, sequence_days_fill
 
     sequence_days_fill()
-    daily_recount(days_with_counts())
+    daily_recount(*days_with_counts())
 
 
 class Migration(migrations.Migration):

@@ -1,7 +1,7 @@
 """The daily tables (RuleDaily, SequenceDaily, HeartbeatDaily) hold exactly the sums of the
-hourly rollups they are recounted from, after incremental counting, late events and triage
-labels, and after the fill a database from before them gets; two sources counting into the
-same day at once on PostgreSQL both end up in it."""
+hourly rollups, whether kept while counting (late events and relabelled denies included) or
+recounted as a rebuild and a database from before them do; two sources counting into the same
+day at once on PostgreSQL both end up in it."""
 
 import random
 import threading
@@ -81,7 +81,8 @@ def _day_window(first, last) -> Window:
 
 
 def _assert_daily_tables_are_the_sums_of_the_hours() -> None:
-    days = sorted(days_with_counts().rules | days_with_counts().heartbeats)
+    rule_days, heartbeat_days = days_with_counts()
+    days = sorted(rule_days | heartbeat_days)
     assert days, "the estate counted something"
     window = _day_window(days[0], days[-1])
 
@@ -142,7 +143,7 @@ def test_a_database_from_before_the_daily_tables_gets_them_filled():
 
         # What migration posture 0007 runs.
         sequence_days_fill()
-        daily_recount(days_with_counts())
+        daily_recount(*days_with_counts())
 
         assert rollups_snapshot() == kept
         _assert_daily_tables_are_the_sums_of_the_hours()
@@ -194,7 +195,8 @@ def test_two_sources_counting_into_the_same_day_at_once_both_count():
     assert first_counted.wait(10)
     second.start()
     second.join(1.0)
-    # The second source's recount of the day waits for the first transaction to end.
+    # The second source's addition to the day's row waits for the first transaction to end,
+    # then adds to what it committed.
     assert second.is_alive()
     release.set()
     first.join(10)
