@@ -150,7 +150,9 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
     # The outermost transaction commits without waiting for the disk, which releases the
     # chain's lock sooner, and then waits for the disk outside it (storage.wal_flush): the
     # caller hears of the append only once it is durable either way.
-    outermost = not transaction.get_connection().in_atomic_block
+    # (Django turns autocommit off inside atomic blocks, and a caller managing its own
+    # transaction has it off too: then the caller's commit decides, as it always did.)
+    outermost = transaction.get_autocommit()
     with transaction.atomic():
         if outermost:
             storage.commit_without_flush()
@@ -192,7 +194,9 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             transaction.on_commit(
                 lambda: events_appended.send(sender=Source, source_id=source_id), robust=True
             )
-    if outermost and rows:
+    if outermost:
+        # Also when every event was a duplicate: the append that stored them may not have
+        # reached the disk yet, and this one is about to say they are stored.
         storage.wal_flush()
     return AppendResult(
         accepted=len(rows),

@@ -139,8 +139,10 @@ def chain_head_lock(source_id: int) -> tuple[int, str, datetime | None]:
         seq, digest, updated_at = cursor.fetchone()
     if seq == 0:
         return seq, digest, None
-    if isinstance(updated_at, str):  # SQLite's text, naive UTC
-        updated_at = datetime.fromisoformat(updated_at).replace(tzinfo=UTC)
+    if isinstance(updated_at, str):
+        updated_at = datetime.fromisoformat(updated_at)
+    if updated_at.tzinfo is None:  # SQLite's: naive UTC, as Django writes it there
+        updated_at = updated_at.replace(tzinfo=UTC)
     return seq, digest, updated_at.astimezone(UTC)
 
 
@@ -159,7 +161,9 @@ def wal_flush() -> None:
     wrote WAL itself: this one-statement transaction takes an id and writes a WAL record (a
     logical decoding message, which nothing reads), so its commit waits until the WAL up to
     it is flushed; the WAL is written in order, so every earlier commit is on disk with it.
-    Run outside any transaction. SQLite's commits are already on disk when they return.
+    Run outside any transaction. Nothing to do on SQLite, whose commits this does not change
+    (the embedded default keeps SQLite's WAL journal with synchronous=NORMAL: a commit
+    survives the application crashing, not the machine losing power).
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

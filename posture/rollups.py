@@ -260,11 +260,18 @@ def _rule_day_bounds() -> list[dict]:
     ]
 
 
+RECOUNT_DAYS = 31  # days recounted in one read, which bounds the counts held in memory
+
+
 def _runs(days: list[date]) -> list[tuple[date, date]]:
-    """Sorted days as runs of consecutive days: (first, last) of each."""
+    """Sorted days as runs of consecutive days, at most RECOUNT_DAYS long: (first, last)."""
     runs: list[tuple[date, date]] = []
     for day in days:
-        if runs and day == runs[-1][1] + timedelta(days=1):
+        if (
+            runs
+            and day == runs[-1][1] + timedelta(days=1)
+            and (day - runs[-1][0]).days < RECOUNT_DAYS
+        ):
             runs[-1] = (runs[-1][0], day)
         else:
             runs.append((day, day))
@@ -934,10 +941,12 @@ def _upsert_sums(model: type, rows: dict[tuple, dict[str, int]]) -> None:
     key_columns = _key_columns(model)
     measures = sorted({name for amounts in rows.values() for name in amounts})
     added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in measures)
+    # In key order: rows that several sources add to at once (RuleDaily's) are then locked in
+    # the same order by every transaction, which cannot deadlock.
     _executemany(
         model,
         key_columns + measures,
-        [(*key, *(amounts.get(c, 0) for c in measures)) for key, amounts in rows.items()],
+        [(*key, *(amounts.get(c, 0) for c in measures)) for key, amounts in sorted(rows.items())],
         f"DO UPDATE SET {added}",
     )
 

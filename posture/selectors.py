@@ -1048,11 +1048,15 @@ class _FrameworkMap:
 # Verdicts of (targets, counts) reached in this process. A verdict depends on nothing else,
 # and the days of a window before today keep their counts, so a dashboard shown again judges
 # little more than today afresh. Cleared when full, which bounds the memory it takes.
+# About 1 KB each (a key holds a day's counts of one rule): some 20 MB at most; a year of
+# daily series of 50 rules is 18,000.
 _VERDICTS: dict[tuple, bool | None] = {}
-_VERDICTS_KEPT = 100_000
+_VERDICTS_KEPT = 20_000
 _UNJUDGED = object()
-# A small number for each set of targets met, so a verdict's key hashes quickly.
+# A small number for each set of targets met, so a verdict's key hashes quickly. Numbers come
+# from a counter, so two threads meeting two new sets at once cannot get the same one.
 _TARGET_SETS: dict[tuple, int] = {}
+_TARGET_SET_NUMBERS = itertools.count()
 
 
 @dataclass
@@ -1089,7 +1093,10 @@ class _Judge:
         plan = self._plans.get(rule)
         if plan is None:
             targets = targets_for(SliScope(rule=rule), self.targets_all)
-            target_set = _TARGET_SETS.setdefault(tuple(targets.items()), len(_TARGET_SETS))
+            key = tuple(targets.items())
+            target_set = _TARGET_SETS.get(key)
+            if target_set is None:
+                target_set = _TARGET_SETS.setdefault(key, next(_TARGET_SET_NUMBERS))
             plan = self._plans[rule] = (target_set, targets, _verdict_plan(targets))
         key = (plan[0], values)
         verdict = _VERDICTS.get(key, _UNJUDGED)

@@ -116,6 +116,38 @@ def test_an_append_returns_once_its_commit_is_on_disk(source):
         assert _lsn(flushed) >= _lsn(written)
 
 
+def test_a_batch_of_duplicates_returns_only_once_the_stored_events_are_on_disk(source):
+    from django.db import transaction
+
+    from audit.services import ingest_native
+
+    def ingest() -> object:
+        return ingest_native(
+            source=source,
+            body=orjson.dumps([event(k) for k in range(50)]),
+            content_type="application/json",
+            content_encoding="",
+        )
+
+    assert ingest().accepted == 50
+    # Another append's commit that has not reached the disk yet (it commits, then flushes):
+    # a retry of its batch may find every event stored before that flush.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute("SELECT pg_logical_emit_message(true, 'posture-test', 'pending')")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        (pending,) = cursor.fetchone()
+
+    result = ingest()
+
+    assert (result.accepted, result.duplicates) == (0, 50)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_flush_lsn()")
+        (flushed,) = cursor.fetchone()
+    assert _lsn(flushed) >= _lsn(pending)
+
+
 def _lsn(text: str) -> int:
     high, low = text.split("/")
     return (int(high, 16) << 32) + int(low, 16)
