@@ -246,15 +246,22 @@ class HeartbeatHourly(models.Model):
         ]
 
 
-class SequenceHourly(models.Model):
-    """The source's own sequence numbers seen in an hour, per epoch: gaps are lost events."""
+class SequenceSpan(models.Model):
+    """The source's own sequence numbers seen, per epoch: lowest, highest and how many were
+    stored (gaps are lost events)."""
 
-    bucket = models.DateTimeField()
     source = _source()
     epoch = _dimension()
     seq_min = models.BigIntegerField()
     seq_max = models.BigIntegerField()
     stored = _count()
+
+    class Meta:
+        abstract = True
+
+
+class SequenceHourly(SequenceSpan):
+    bucket = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -268,8 +275,8 @@ class RuleDaily(models.Model):
     """Everything the rule-level SLIs count, by UTC day and rule, over all sources: the sums of
     the decision, violation, remediation, deployment and triage rollups of the day (the whole
     RuleCounts of posture.selectors, in its order). The 90-day trends and the frameworks' daily
-    scores read this one table. posture.rollups recounts a day's rows in the transaction that
-    changes any of its rollups, so it always agrees with them."""
+    scores read this one table. posture.rollups adds to a day's rows (and sets their triage
+    counts) in the transaction that counts the hourly rows, so it always agrees with them."""
 
     day = models.DateField()
     rule = _rule()
@@ -300,15 +307,10 @@ for _name in RULE_DAILY_COLUMNS:
     RuleDaily.add_to_class(_name, _count())
 
 
-class SequenceDaily(models.Model):
+class SequenceDaily(SequenceSpan):
     """SequenceHourly by UTC day: what the daily series of audit completeness (M8) read."""
 
     day = models.DateField()
-    source = _source()
-    epoch = _dimension()
-    seq_min = models.BigIntegerField()
-    seq_max = models.BigIntegerField()
-    stored = _count()
 
     class Meta:
         constraints = [

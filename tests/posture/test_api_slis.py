@@ -102,7 +102,9 @@ def test_bad_queries_are_refused_with_the_field_named(person, db, query, field):
     assert field in str(response.json()["detail"])
 
 
-def test_framework_status_scores_controls_by_their_rules(person, source_client):
+@pytest.fixture
+def mapped_and_ingested(source_client) -> None:
+    """require-labels mapped to SOC 2 CC8.1, and nine of its decisions on 2026-11-01."""
     catalogue_apply(
         document={
             "mapping_version": "t1",
@@ -118,6 +120,9 @@ def test_framework_status_scores_controls_by_their_rules(person, source_client):
         }
     )
     committed(post_events, source_client, [event(n) for n in range(1, 10)])
+
+
+def test_framework_status_scores_controls_by_their_rules(person, mapped_and_ingested):
 
     response = person.get("/api/v1/frameworks/soc2-2017/status", WINDOW)
 
@@ -134,24 +139,9 @@ def test_framework_status_scores_controls_by_their_rules(person, source_client):
     assert person.get("/api/v1/frameworks/nist-800-53/status").status_code == 404
 
 
-def test_a_changed_target_changes_the_verdicts_at_once(person, source_client):
+def test_a_changed_target_changes_the_verdicts_at_once(person, mapped_and_ingested):
     # A process keeps the verdicts it reached, by counts and targets: a new target is a new
     # verdict, in the score over the window and in its daily series.
-    catalogue_apply(
-        document={
-            "mapping_version": "t1",
-            "rules": [
-                {
-                    "policy": "kubernetes.admission",
-                    "rule": "require-labels",
-                    "title": "Require labels",
-                    "severity": "low",
-                    "controls": {"soc2-2017": ["CC8.1"]},
-                }
-            ],
-        }
-    )
-    committed(post_events, source_client, [event(n) for n in range(1, 10)])
     rule = Rule.objects.get(name="require-labels")
 
     def cc81() -> tuple:

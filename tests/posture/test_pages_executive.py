@@ -44,31 +44,29 @@ def test_htmx_gets_only_the_body(executive):
     assert "<html" not in body
 
 
-def test_figures_show_their_target_and_formula(
-    executive, source_client, django_capture_on_commit_callbacks
-):
+@pytest.fixture
+def nine_decisions_an_hour_ago(source_client, django_capture_on_commit_callbacks) -> datetime:
+    """Nine decisions an hour ago, three of them denied (n = 3, 6, 9); when they happened."""
+    recent = datetime.now(UTC) - timedelta(hours=1)
     with django_capture_on_commit_callbacks(execute=True):
-        recent = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-        post_events(source_client, [event(n, occurred_at=recent) for n in range(1, 10)])
+        events = [event(n, occurred_at=recent.isoformat()) for n in range(1, 10)]
+        post_events(source_client, events)
+    return recent
 
+
+def test_figures_show_their_target_and_formula(executive, nine_decisions_an_hour_ago):
     body = executive.get("/dashboards/executive?days=7").content.decode()
 
     assert "denies / decisions =" in body
     assert "target ≤ 5.00 %" in body
 
 
-def test_each_chart_has_its_numbers_as_a_table_row_by_day(
-    executive, source_client, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True):
-        recent = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-        post_events(source_client, [event(n, occurred_at=recent) for n in range(1, 10)])
-
+def test_each_chart_has_its_numbers_as_a_table_row_by_day(executive, nine_decisions_an_hour_ago):
     body = executive.get("/dashboards/executive?days=7").content.decode()
 
-    today = datetime.now(UTC).date().isoformat()
-    # The deny-rate chart: 3 of the 9 decisions (n = 3, 6, 9) were denied.
-    assert f"<tr><td>{today}</td><td>33.33%</td></tr>" in body
+    day = nine_decisions_an_hour_ago.date().isoformat()
+    # The deny-rate chart: 3 of the 9 decisions were denied.
+    assert f"<tr><td>{day}</td><td>33.33%</td></tr>" in body
     assert body.count("<tbody><tr><td>") == 4  # a table under each chart
 
 
