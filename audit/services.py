@@ -141,12 +141,15 @@ def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> Append
 def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) -> AppendResult:
     # Received now, before waiting for the chain: the lock is then held only for what depends
     # on the chain's head (the seq members, the hashes, the insert).
+    def parts_at(received_text: str) -> list[tuple[bytes, bytes]]:
+        return [
+            record_parts(event_bytes=r.event_bytes, received_at=received_text, source=source.name)
+            for r in records
+        ]
+
     received = datetime.now(UTC)
     received_text = format_timestamp(received)
-    parts = [
-        record_parts(event_bytes=r.event_bytes, received_at=received_text, source=source.name)
-        for r in records
-    ]
+    parts = parts_at(received_text)
     # The outermost transaction commits without waiting for the disk, which releases the
     # chain's lock sooner, and then waits for the disk outside it (storage.wal_flush): the
     # caller hears of the append only once it is durable either way.
@@ -162,12 +165,7 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             # back along a chain.
             received = head_received
             received_text = format_timestamp(received)
-            parts = [
-                record_parts(
-                    event_bytes=r.event_bytes, received_at=received_text, source=source.name
-                )
-                for r in records
-            ]
+            parts = parts_at(received_text)
         received_at = datetime.fromisoformat(received_text)
         stored = (
             storage.existing_event_ids(source.pk, [r.event_id for r in records])
@@ -184,10 +182,11 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             seq += 1
             canonical = record_with_seq(head, seq, tail)
             digest = chain_digest(prev_digest, canonical)
+            digest_hex = digest.hex()
             rows.append(
-                (source_id, seq, received_at, prev_hash, digest.hex(), canonical, *record.columns)
+                (source_id, seq, received_at, prev_hash, digest_hex, canonical, *record.columns)
             )
-            prev_digest, prev_hash = digest, rows[-1][4]
+            prev_digest, prev_hash = digest, digest_hex
         if rows:
             storage.events_insert(rows)
             storage.chain_head_move(source.pk, seq=seq, digest=prev_hash, at=received_at)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import psycopg
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Max, Min, Sum
 from django.db.models.functions import TruncDate
 
 from audit.canonical import canonical_loads
@@ -36,7 +36,6 @@ from posture.models import (
     RuleDaily,
     SequenceDaily,
     SequenceHourly,
-    TriageLabel,
     TriageState,
     ViolationEpisode,
     ViolationHourly,
@@ -152,30 +151,26 @@ def daily_recount(rule_days: set[date], heartbeat_days: set[date]) -> None:
 
 
 def _triage_days_recount(pairs: set[tuple[date, int]]) -> None:
-    """Set RuleDaily's triage counts of these (day, rule) pairs from the triage states, as
-    posture.selectors.rule_counts_summed() counts them."""
+    """Set RuleDaily's triage counts of these (day, rule) pairs to what the triage states
+    give now (a relabel moves them down as well as up), counted as rule_counts_summed() does.
+    Triage labels are few: their days are read whole, for their rules only."""
+    from posture.selectors import RuleCounts, SliScope, rule_counts_summed
+
     if not pairs:
         return
-    days = sorted(day for day, _ in pairs)
-    states = (
-        TriageState.objects.filter(
-            rule_id__in={rule for _, rule in pairs},
-            occurred_at__gte=_midnight(days[0]),
-            occurred_at__lt=_midnight(days[-1] + timedelta(days=1)),
-        )
-        .annotate(day=TruncDate("occurred_at", tzinfo=UTC))
-        .values("day", "rule_id")
-        .annotate(
-            triaged=Count("pk"),
-            false_positives=Count("pk", filter=Q(label=TriageLabel.FALSE_POSITIVE)),
-        )
-        .values_list("day", "rule_id", "triaged", "false_positives")
-    )
-    found = {(day, rule): counts for day, rule, *counts in states}
+    rules = {rule for _, rule in pairs}
+    found = {}
+    for first, last in _runs(sorted({day for day, _ in pairs})):
+        window = _days_window(first, last)
+        found.update(rule_counts_summed(window=window, scope=SliScope(), rule_ids=rules))
+    values = []
+    for day, rule in sorted(pairs):
+        counts = found.get((_midnight(day), rule)) or RuleCounts()
+        values.append((day, rule, counts.triaged, counts.false_positives))
     _executemany(
         RuleDaily,
         ["day", "rule_id", "triaged", "false_positives"],
-        [(day, rule, *found.get((day, rule), (0, 0))) for day, rule in sorted(pairs)],
+        values,
         "DO UPDATE SET triaged = excluded.triaged, false_positives = excluded.false_positives",
     )
 

@@ -252,8 +252,7 @@ _FLAT_POSITIONS = _flat_positions()
 _FLAT_SCALARS = tuple(name for name, at in _FLAT_POSITIONS if not isinstance(at, slice))
 _flat_scalars = operator.itemgetter(*(at for _, at in _FLAT_POSITIONS if not isinstance(at, slice)))
 _FLAT_HISTOGRAMS = tuple((name, at) for name, at in _FLAT_POSITIONS if isinstance(at, slice))
-FLAT_SIZE = len(RULE_DAILY_COLUMNS)
-_NO_COUNTS = (0,) * FLAT_SIZE
+_NO_COUNTS = (0,) * len(RULE_DAILY_COLUMNS)
 
 
 @dataclass
@@ -1336,8 +1335,8 @@ def score_value(controls: list[sli.ControlStatus]) -> float | None:
     if not counted:
         return None
     common = math.lcm(*(with_data for _, with_data in counted))
-    passing = sum(share * (common // with_data) for share, with_data in counted)
-    return passing / (common * len(counted))
+    shares = sum(passing * (common // with_data) for passing, with_data in counted)
+    return shares / (common * len(counted))
 
 
 def _violations_open(rule_ids: set[int], *, at: datetime) -> dict[int, int]:

@@ -3,8 +3,8 @@
 Figures and verdicts come from posture.selectors (so a page shows what the API and the
 executive dashboard show); this module adds what only these pages need: the control tree, a
 rule's decisions by outcome and by service, its policy versions, its triage. Rollups only,
-except a rule's policy versions, which are read from the ledger at the hours the deployment
-rollup says they happened (the event table has an index on occurred_at, not on policy).
+except a rule's policy versions, which are read from the ledger (a partial index holds the
+deployment events by policy).
 """
 
 import operator

@@ -298,13 +298,13 @@ def engine_heartbeats(*, now: datetime) -> list[EngineHeartbeat]:
             Q(source_id=source_id, bucket__gte=datetime.combine(day, time.min, tzinfo=UTC))
             for source_id, day in newest_days
         ]
-        rows = (
-            HeartbeatHourly.objects.filter(functools.reduce(operator.or_, in_newest_day))
-            .order_by("bucket")
-            .values_list("source_id", "bucket", "slot_seconds", "slots_seen")
-            if in_newest_day
-            else []
-        )
+        rows = []
+        if in_newest_day:
+            rows = (
+                HeartbeatHourly.objects.filter(functools.reduce(operator.or_, in_newest_day))
+                .order_by("bucket")
+                .values_list("source_id", "bucket", "slot_seconds", "slots_seen")
+            )
         # In bucket order: the last row of each source is its newest hour.
         for source_id, bucket, slot, seen in rows:
             # The start of the newest slot that saw one: the heartbeat came in that slot.

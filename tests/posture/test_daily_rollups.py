@@ -67,9 +67,11 @@ def test_rule_counts_flatten_into_the_columns_of_rule_daily_and_back():
     assert counts.latency[0] == values[RULE_DAILY_COLUMNS.index("latency_00")]
     assert counts.ttd[-1] == values[RULE_DAILY_COLUMNS.index("violations_opened") + len(counts.ttd)]
     assert counts.lead_time[0] == values[RULE_DAILY_COLUMNS.index("lead_00")]
-    # A histogram read back is its own list: adding into one row leaves the values alone.
-    counts.add(RuleCounts.from_flat(values))
-    assert RuleCounts.from_flat(values).flat() == values
+    # Each histogram read back is a list of its own: counts add into one, not into the other.
+    other = RuleCounts.from_flat(values)
+    counts.add(other)
+    assert counts.flat() == tuple(2 * value for value in values)
+    assert other.flat() == values
 
 
 def _day_window(first, last) -> Window:
