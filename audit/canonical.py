@@ -55,23 +55,16 @@ def record_bytes(*, event_bytes: bytes, received_at: str, seq: int, source: str)
 
     test_canonical checks it equals canonical_json() of the same object.
     """
-    head, tail = record_parts(event_bytes=event_bytes, received_at=received_at, source=source)
-    return record_with_seq(head, seq, tail)
+    return record_template(received_at=received_at, source=source) % (event_bytes, seq)
 
 
-def record_parts(*, event_bytes: bytes, received_at: str, source: str) -> tuple[bytes, bytes]:
-    """The canonical bytes of a record before and after its seq, the one member that is known
-    only under the chain lock: built by concatenation in sorted key order beforehand, so the
-    lock is held only for record_with_seq() and the hash."""
-    head = b"".join(
-        (b'{"event":', event_bytes, b',"received_at":"', received_at.encode(), b'","seq":')
-    )
-    tail = b"".join((b',"source":', orjson.dumps(source), b',"v":1}'))
-    return head, tail
-
-
-def record_with_seq(head: bytes, seq: int, tail: bytes) -> bytes:
-    return b"".join((head, str(seq).encode(), tail))
+def record_template(*, received_at: str, source: str) -> bytes:
+    """The canonical bytes of a record with its event and seq left open, in sorted key order:
+    `template % (event_bytes, seq)` gives record_bytes(). Every record of a batch shares
+    received_at and source, so an append builds this once and fills it in per event."""
+    received = orjson.dumps(received_at).replace(b"%", b"%%")
+    name = orjson.dumps(source).replace(b"%", b"%%")
+    return b'{"event":%b,"received_at":' + received + b',"seq":%d,"source":' + name + b',"v":1}'
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:

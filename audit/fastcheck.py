@@ -116,7 +116,9 @@ def fast_records(
     None when any event is not certainly valid, or the body is not certainly well formed:
     the Python path then decides, and explains.
     """
-    if b"\\u0000" in document:  # NUL, refused in typed strings: leave it to the Python checks
+    # NUL, refused in typed strings: leave it to the Python checks. (Looking for a backslash
+    # first is a memchr; most bodies have none, and the longer search costs ~1 % of ingest.)
+    if b"\\" in document and b"\\u0000" in document:
         return None
     try:
         batch = _DECODER.decode(document)

@@ -19,8 +19,7 @@ from audit.canonical import (
     canonical_json,
     chain_digest,
     format_timestamp,
-    record_parts,
-    record_with_seq,
+    record_template,
 )
 from audit.events import EventRecord, typed_columns, validate_batch
 from audit.fastcheck import fast_records
@@ -139,17 +138,8 @@ def ledger_append_batch(*, source: Source, records: list[EventRecord]) -> Append
 
 
 def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) -> AppendResult:
-    # Received now, before waiting for the chain: the lock is then held only for what depends
-    # on the chain's head (the seq members, the hashes, the insert).
-    def parts_at(received_text: str) -> list[tuple[bytes, bytes]]:
-        return [
-            record_parts(event_bytes=r.event_bytes, received_at=received_text, source=source.name)
-            for r in records
-        ]
-
+    # Received now, before waiting for the chain's lock.
     received = datetime.now(UTC)
-    received_text = format_timestamp(received)
-    parts = parts_at(received_text)
     # The outermost transaction commits without waiting for the disk, which releases the
     # chain's lock sooner, and then waits for the disk outside it (storage.wal_flush): the
     # caller hears of the append only once it is durable either way.
@@ -164,9 +154,9 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
             # Another append took the lock first with a later time: received_at never goes
             # back along a chain.
             received = head_received
-            received_text = format_timestamp(received)
-            parts = parts_at(received_text)
+        received_text = format_timestamp(received)
         received_at = datetime.fromisoformat(received_text)
+        template = record_template(received_at=received_text, source=source.name)
         stored = (
             storage.existing_event_ids(source.pk, [r.event_id for r in records])
             if skip_stored
@@ -176,11 +166,11 @@ def _append(source: Source, records: list[EventRecord], *, skip_stored: bool) ->
         source_id = source.pk
         prev_digest = bytes.fromhex(prev_hash)
         rows = []
-        for record, (head, tail) in zip(records, parts, strict=True):
+        for record in records:
             if record.event_id in stored:
                 continue
             seq += 1
-            canonical = record_with_seq(head, seq, tail)
+            canonical = template % (record.event_bytes, seq)
             digest = chain_digest(prev_digest, canonical)
             digest_hex = digest.hex()
             rows.append(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from django.db import connection
+from psycopg import postgres
 from psycopg.types.string import BytesBinaryDumper
 
 from audit.events import TYPED_FIELDS
@@ -47,6 +48,8 @@ _PG_TYPES = {
     "trace_id": "text",
 }
 _COLUMN_LIST = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+# Type oids, so that a COPY does not look every name up again.
+_COPY_TYPES = [postgres.types[_PG_TYPES[name]].oid for name in EVENT_COLUMNS]
 
 
 def events_insert(rows: Sequence[tuple]) -> None:
@@ -70,7 +73,7 @@ def _copy_rows(rows: Sequence[tuple]) -> None:
         with raw_cursor.copy(
             f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types([_PG_TYPES[name] for name in EVENT_COLUMNS])
+            copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
 
