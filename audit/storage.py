@@ -7,6 +7,7 @@ executemany. Both run inside the caller's transaction, on Django's connection.
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import psycopg
 from django.db import connection
 from psycopg import postgres
 from psycopg.types.string import BytesBinaryDumper
@@ -85,6 +86,24 @@ def _executemany_rows(rows: Sequence[tuple]) -> None:
         cursor.executemany(sql, [_sqlite_row(row) for row in rows])
 
 
+def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
+    """Run one statement of the per-batch ingest path and give its rows.
+
+    On PostgreSQL it runs as a prepared statement on Django's connection (psycopg prepares it
+    on first use), so the server does not parse and plan it again for every batch; Django's
+    own cursors bind parameters on the client and cannot be prepared.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = 5  # EXPERIMENT
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if cursor.description else []
+
+
 def sqlite_time(moment: datetime) -> str:
     # Django's SQLite backend stores datetimes as naive UTC text; match what the ORM writes.
     return str(moment.astimezone(UTC).replace(tzinfo=None))
@@ -136,10 +155,8 @@ def chain_head_lock(source_id: int) -> tuple[int, str, datetime | None]:
     SQLite has no row locks: its immediate transactions (settings) already serialise writers.
     """
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        sql = f"SELECT seq, hash, updated_at FROM audit_chainhead WHERE source_id = %s{lock}"  # noqa: S608
-        cursor.execute(sql, [source_id])
-        seq, digest, updated_at = cursor.fetchone()
+    sql = f"SELECT seq, hash, updated_at FROM audit_chainhead WHERE source_id = %s{lock}"  # noqa: S608
+    ((seq, digest, updated_at),) = execute_prepared(sql, [source_id])
     if seq == 0:
         return seq, digest, None
     if isinstance(updated_at, str):
@@ -153,8 +170,7 @@ def commit_without_flush() -> None:
     """Let this transaction's commit return before its WAL is on disk (PostgreSQL), so that
     its locks go sooner; the caller must then call wal_flush() before it reports success."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
+        execute_prepared("SELECT set_config('synchronous_commit', 'off', true)", [])
 
 
 def wal_flush() -> None:
@@ -169,15 +185,13 @@ def wal_flush() -> None:
     survives the application crashing, not the machine losing power).
     """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_current_xact_id(), pg_logical_emit_message(false, 'posture', '')"
-            )
+        execute_prepared(
+            "SELECT pg_current_xact_id(), pg_logical_emit_message(false, 'posture', '')", []
+        )
 
 
 def chain_head_move(source_id: int, *, seq: int, digest: str, at: datetime) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE audit_chainhead SET seq = %s, hash = %s, updated_at = %s WHERE source_id = %s",
-            [seq, digest, db_time(at), source_id],
-        )
+    execute_prepared(
+        "UPDATE audit_chainhead SET seq = %s, hash = %s, updated_at = %s WHERE source_id = %s",
+        [seq, digest, db_time(at), source_id],
+    )
