@@ -2,10 +2,11 @@
 
 Each source has a cursor: the last seq of its chain already counted. `rollups_apply` counts
 the events after it and moves it, in one transaction, so every event is counted exactly once
-however often the task runs or is retried. Decisions, the bulk of the ledger, are counted by
-the database (INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE); the other kinds are
-few and counted here in Python. `rollups_rebuild` recounts from the ledger into empty tables
-with the same code, so both paths give the same numbers.
+however often the task runs or is retried. Decisions, the bulk of the ledger, are grouped by
+the database (SELECT ... GROUP BY) and the groups folded here; the other kinds are few and
+counted here in Python. Each table's rows are then upserted in one statement (on PostgreSQL
+from column arrays). `rollups_rebuild` recounts from the ledger into empty tables with the
+same code, so both paths give the same numbers.
 """
 
 import logging
@@ -105,7 +106,6 @@ def _count_range(source_id: int, after: int, upto: int, since: datetime | None =
     """Add the events (after, upto] of one chain to the hourly rollups, DecisionDaily and
     SequenceDaily (those from `since` on, if set); what that changes in the other daily tables."""
     span = (source_id, after, upto)
-    _rules_register(span)
     counted = Counted()
     _decisions_add(span, since, counted)
     _sequences_add(span, since)
@@ -368,7 +368,8 @@ def _hour(moment: datetime) -> datetime:
 
 
 # ---------------------------------------------------------------------------------------------
-# Counted by the database: rule registration, decisions and sequence numbers.
+# Grouped by the database: decisions and sequence numbers (a rule seen for the first time is
+# registered as its groups are read: _rules_ensure).
 #
 # Both backends take the same statements but for a few expressions. SQLite keeps times as
 # "YYYY-MM-DD HH:MM:SS[.ffffff]" text in UTC (Django's format), PostgreSQL as timestamptz
@@ -377,17 +378,13 @@ def _hour(moment: datetime) -> datetime:
 _DIALECT = {
     "postgresql": {
         "hour": "date_trunc('hour', e.occurred_at)",
-        "day": "CAST(date_trunc('day', e.occurred_at) AS date)",
         "least": "LEAST",
         "greatest": "GREATEST",
-        "empty_json": "CAST('[]' AS jsonb)",
     },
     "sqlite": {
         "hour": "strftime('%%Y-%%m-%%d %%H:00:00', e.occurred_at)",
-        "day": "date(e.occurred_at)",
         "least": "MIN",
         "greatest": "MAX",
-        "empty_json": "'[]'",
     },
 }
 
@@ -408,27 +405,6 @@ def _span_filter(since: datetime | None) -> tuple[str, list]:
     return "e.source_id = %s AND e.seq > %s AND e.seq <= %s AND e.occurred_at >= %s", [
         db_time(since)
     ]
-
-
-def _rules_register(span: tuple) -> None:
-    """Register rules seen for the first time, as uncatalogued (owner and severity unknown)."""
-    where, tail = _span_filter(None)
-    now = db_time(datetime.now(UTC))
-    columns = (
-        "policy, name, title, description, severity, category, owner_team, enforcement_mode, "
-        "remediation, links, catalogued, created_at, updated_at"
-    )
-    blanks = f"'', '', '', '', '', '', '', {_sql('empty_json')}, %s, %s, %s"
-    # A policy deployment counts against its policy: the rule (policy, "").
-    _execute(
-        f"INSERT INTO posture_rule ({columns}) "  # noqa: S608 (no user input in the SQL)
-        "SELECT DISTINCT COALESCE(e.policy, ''), "
-        "CASE WHEN e.kind = 'policy_deployment' THEN '' ELSE COALESCE(e.rule, '') END, "
-        f"{blanks} FROM audit_event e WHERE {where} "
-        "AND e.kind IN ('decision', 'violation', 'remediation', 'policy_deployment') "
-        "ON CONFLICT (policy, name) DO NOTHING",
-        [False, now, now, *span, *tail],
-    )
 
 
 def _latency_bucket() -> str:
@@ -454,18 +430,19 @@ def _decisions_add(span: tuple, since: datetime | None, counted: Counted) -> Non
     where, tail = _span_filter(since)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {_sql('hour')}, e.source_id, r.id, COALESCE(e.environment, ''), "  # noqa: S608
-            f"COALESCE(e.service, ''), e.outcome, {_ENFORCEMENT}, {_latency_bucket()}, COUNT(*) "
-            "FROM audit_event e JOIN posture_rule r "
-            "ON r.policy = COALESCE(e.policy, '') AND r.name = COALESCE(e.rule, '') "
-            f"WHERE {where} AND e.kind = 'decision' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+            f"SELECT {_sql('hour')}, e.source_id, COALESCE(e.policy, ''), "  # noqa: S608
+            "COALESCE(e.rule, ''), COALESCE(e.environment, ''), COALESCE(e.service, ''), "
+            f"e.outcome, {_ENFORCEMENT}, {_latency_bucket()}, COUNT(*) FROM audit_event e "
+            f"WHERE {where} AND e.kind = 'decision' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
             [*span, *tail],
         )
         groups = cursor.fetchall()
+    rules = _rules_ensure({(policy, rule) for _, _, policy, rule, *_ in groups})
     hourly: dict[tuple, dict[str, int]] = {}
     daily: dict[tuple, dict[str, int]] = {}
-    for hour, source_id, rule_id, environment, service, outcome, enforcement, bucket, n in groups:
-        hour = _as_utc(hour)
+    for group in groups:
+        hour, source_id, policy, rule, environment, service, outcome, enforcement, bucket, n = group
+        hour, rule_id = _as_utc(hour), rules[(policy, rule)]
         amounts = {"decisions": n}
         if enforcement:
             amounts["enforce_expected"] = n
@@ -710,16 +687,42 @@ def _rows(source_id: int, after: int, upto: int) -> list[_Row]:
 
 
 def _rule_ids(events: list[_Row]) -> dict[tuple[str, str], int]:
-    pairs = {(e.policy or "", e.rule or "") for e in events}
-    pairs |= {(e.policy or "", "") for e in events if e.kind == EventKind.POLICY_DEPLOYMENT}
-    policies = {policy for policy, _ in pairs}
-    return {
-        (policy, name): pk
-        for pk, policy, name in Rule.objects.filter(policy__in=policies).values_list(
-            "pk", "policy", "name"
-        )
-        if (policy, name) in pairs
+    """The rules the range's violations and remediations count against, and its deployments
+    (against their policy: the rule (policy, ""))."""
+    pairs = {
+        (e.policy or "", e.rule or "")
+        for e in events
+        if e.kind in (EventKind.VIOLATION, EventKind.REMEDIATION)
     }
+    pairs |= {(e.policy or "", "") for e in events if e.kind == EventKind.POLICY_DEPLOYMENT}
+    return _rules_ensure(pairs)
+
+
+def _rules_ensure(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The ids of these (policy, rule name) pairs; a rule seen for the first time is
+    registered, uncatalogued (owner and severity unknown)."""
+
+    def known() -> dict[tuple[str, str], int]:
+        rows = Rule.objects.filter(policy__in={policy for policy, _ in pairs})
+        return {
+            (policy, name): pk
+            for pk, policy, name in rows.values_list("pk", "policy", "name")
+            if (policy, name) in pairs
+        }
+
+    if not pairs:
+        return {}
+    ids = known()
+    if len(ids) < len(pairs):
+        Rule.objects.bulk_create(
+            [
+                Rule(policy=policy, name=name, catalogued=False)
+                for policy, name in sorted(pairs - ids.keys())
+            ],
+            ignore_conflicts=True,
+        )
+        ids = known()
+    return ids
 
 
 def _payload(event: _Row) -> dict:
