@@ -98,6 +98,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One test database file per process, so parallel test runs never share one.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-posture-{os.getpid()}.sqlite3")}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif envbool("DATABASE_PREPARED_STATEMENTS", "true"):
+    # psycopg prepares a statement that the server binds (the per-batch statements of ingest,
+    # the rollups' bulk writes) after its fifth use; Django leaves that off by default for
+    # poolers. Turn it off behind a pooler in transaction mode that does not keep prepared
+    # statements (PgBouncer before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

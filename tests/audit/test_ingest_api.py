@@ -1,5 +1,6 @@
 import orjson
 import pytest
+from django.db import connection
 
 from audit.models import ChainHead, Event
 from audit.verify import ledger_verify
@@ -93,3 +94,16 @@ def test_received_at_never_goes_back_along_a_chain(source_client):
     times = list(Event.objects.order_by("seq").values_list("received_at", flat=True))
 
     assert times == sorted(times)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+def test_the_statements_of_each_batch_are_prepared_on_the_server(source_client):
+    for n in range(1, 8):
+        assert post_events(source_client, [event(n)]).status_code == 201
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    for part in ("t.token_hash = $1", "FROM audit_chainhead", "UPDATE audit_chainhead"):
+        assert any(part in statement for statement in prepared), (part, prepared)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,3 +84,20 @@ def test_gunicorn_refuses_to_serve_with_debug_on():
 
     assert result.returncode != 0
     assert "DEBUG is on under gunicorn" in result.stderr
+
+
+@pytest.mark.parametrize(("setting", "threshold"), [(None, "5"), ("false", "None")])
+def test_prepared_statements_can_be_turned_off_for_a_pooler(setting, threshold):
+    env = {"DATABASE_URL": "postgres://posture@db.example.com:5432/posture"}
+    if setting is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = setting
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default'].get('OPTIONS', {}).get('prepare_threshold'))",
+        **env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == threshold
