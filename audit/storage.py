@@ -87,7 +87,8 @@ def _executemany_rows(rows: Sequence[tuple]) -> None:
 
 
 def execute_prepared(sql: str, params: Sequence) -> list[tuple]:
-    """Run one statement of the per-batch ingest path and give its rows.
+    """Run one statement run again and again (each ingest batch's, the rollups' bulk writes)
+    and give its rows.
 
     On PostgreSQL the server binds the parameters, so psycopg can prepare the statement (after
     its fifth use, unless DATABASE_PREPARED_STATEMENTS is off: posture.settings) and the

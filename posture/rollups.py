@@ -22,7 +22,7 @@ from django.db.models.functions import TruncDate
 
 from audit.canonical import canonical_loads
 from audit.models import ChainHead, Event, EventKind, Source
-from audit.storage import db_time
+from audit.storage import db_time, execute_prepared
 from posture.models import (
     DecisionDaily,
     DecisionHourly,
@@ -117,7 +117,8 @@ def _daily_add(counted: Counted) -> None:
     """Keep the daily tables up with one range's counts, in the transaction that counts it.
 
     RuleDaily's sums are added to (additions commute, so sources counting at once need no
-    lock), but for its triage counts, which a relabel moves down as well as up: those are
+    lock of their own: the upserts' row locks, taken in key order, suffice), but for its
+    triage counts, which a relabel moves down as well as up: those are
     recounted from the triage states, which only the internal source's counting writes. A
     source's HeartbeatDaily rows are recounted from its hours of those days (a day's slots
     seen are not a sum of additions, and no other source writes those rows).
@@ -391,11 +392,6 @@ _DIALECT = {
 
 def _sql(name: str) -> str:
     return _DIALECT[connection.vendor][name]
-
-
-def _execute(sql: str, params: Iterable) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
 
 
 def _span_filter(since: datetime | None) -> tuple[str, list]:
@@ -924,9 +920,8 @@ def _triage(event: _Row, counted: Counted) -> None:
         logger.warning("triage label at seq %s names no stored event", event.seq)
         return
     # The decision's own chain may not be counted yet, so its rule may still be unregistered.
-    rule, _ = Rule.objects.get_or_create(
-        policy=decision.policy or "", name=decision.rule or "", defaults={"catalogued": False}
-    )
+    pair = (decision.policy or "", decision.rule or "")
+    rule_id = _rules_ensure({pair})[pair]
     TriageState.objects.update_or_create(
         event_id=decision.pk,
         defaults={
@@ -935,13 +930,13 @@ def _triage(event: _Row, counted: Counted) -> None:
             "labelled_by": event.subject or "",
             "note": attributes.get("note", ""),
             "source_id": decision.source_id,
-            "rule_id": rule.pk,
+            "rule_id": rule_id,
             "occurred_at": decision.occurred_at,
             "environment": decision.environment or "",
             "service": decision.service or "",
         },
     )
-    counted.triage_days.add((decision.occurred_at.astimezone(UTC).date(), rule.pk))
+    counted.triage_days.add((decision.occurred_at.astimezone(UTC).date(), rule_id))
 
 
 def _upsert_sums(model: type, rows: dict[tuple, dict[str, int]]) -> None:
@@ -1026,6 +1021,8 @@ def _executemany(model: type, columns: list[str], rows: list[tuple], on_conflict
 
 
 def _insert_rows(model: type, columns: Iterable[str], rows: list, tail: str = "") -> None:
+    if not rows:
+        return
     columns = list(columns)
     into = f"INSERT INTO {model._meta.db_table} AS t ({', '.join(columns)})"
     if connection.vendor != "postgresql":
@@ -1035,18 +1032,14 @@ def _insert_rows(model: type, columns: Iterable[str], rows: list, tail: str = ""
             [[_param(value) for value in row] for row in rows],
         )
         return
-    if not rows:
-        return
     # One statement for all the rows, each column sent as one array: a busy range inserts
     # thousands of rows, and one INSERT a row costs PostgreSQL ~8 times as much.
     fields = {field.column: field for field in model._meta.concrete_fields}
     arrays = ", ".join(f"%s::{fields[column].db_type(connection)}[]" for column in columns)
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(
-            f"{into} SELECT * FROM unnest({arrays}) {tail}",  # noqa: S608 (no user input)
-            [list(values) for values in zip(*rows, strict=True)],
-        )
+    execute_prepared(
+        f"{into} SELECT * FROM unnest({arrays}) {tail}",  # noqa: S608 (no user input)
+        [list(values) for values in zip(*rows, strict=True)],
+    )
 
 
 def _execute_many(sql: str, rows: list) -> None:

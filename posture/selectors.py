@@ -226,10 +226,11 @@ class RuleCounts:
         return counts
 
 
+# The histogram fields (those with a list factory), with their numbers of buckets.
 _HISTOGRAM_SIZES = {
-    "latency": len(LATENCY_COLUMNS),
-    "ttd": len(TTD_COLUMNS),
-    "lead_time": len(LEAD_TIME_COLUMNS),
+    item.name: len(item.default_factory())
+    for item in dataclasses.fields(RuleCounts)
+    if item.default_factory is not dataclasses.MISSING
 }
 _RULE_HISTOGRAMS = tuple(_HISTOGRAM_SIZES)
 _RULE_COUNTS = tuple(
@@ -946,8 +947,8 @@ def _verdict_plan(targets: dict[str, Target]) -> list[tuple[Callable, Target]]:
 
 
 _VERDICT_QUANTILE = 0.95
-# The quantiles read most, as posture.sli reads them (0.95 is 19/20 exactly).
-_EXACT_QUANTILES = {q: sli._decimal(q) for q in (*QUANTILES, _VERDICT_QUANTILE)}
+# The quantiles read, as posture.sli reads them (0.95 is 19/20 exactly); any other is refused.
+_EXACT_QUANTILES = {q: sli._decimal(q) for q in QUANTILES}
 
 
 class _Reading(NamedTuple):
@@ -972,7 +973,7 @@ def _quantile_reading(
     observations = sum(counts)
     if observations == 0:
         return _Reading(None)
-    exact = _EXACT_QUANTILES.get(quantile) or sli._decimal(quantile)  # as posture.sli reads q
+    exact = _EXACT_QUANTILES[quantile]
     rank = -(-exact.numerator * observations // exact.denominator)
     # The first bucket by which `rank` observations have been seen.
     bucket = bisect.bisect_left(list(itertools.accumulate(counts)), rank)
@@ -1102,6 +1103,7 @@ class _Judge:
         if verdict is _UNJUDGED:
             if len(_VERDICTS) >= _VERDICTS_KEPT:
                 _VERDICTS.clear()
+                _TARGET_SETS.clear()  # numbers are never reused: the counter goes on
             verdict = _rule_verdict(RuleCounts.from_flat(values), plan[1], plan[2])
             _VERDICTS[key] = verdict
         return verdict
@@ -1249,14 +1251,18 @@ def executive_summary(*, days: int = 90, now: datetime | None = None) -> dict:
     daily_rules = {
         day: RuleCounts.from_flat(values) for day, values in day_sums.items() if day >= window.start
     }
-    window_sums = _flat_sums((day >= window.start, values) for day, values in day_sums.items())
-    totals = {key: RuleCounts.from_flat(values) for key, values in window_sums.items()}
+    period_sums = _flat_sums(
+        ("window" if day >= window.start else "before", values) for day, values in day_sums.items()
+    )
+    totals = {period: RuleCounts.from_flat(values) for period, values in period_sums.items()}
 
     engine_days = source_counts(window=both, scope=scope, rule_ids=None, now=now)
     engines_by_bucket = {day: counts for day, counts in engine_days.items() if day >= window.start}
-    figures = figures_from(totals.get(True, RuleCounts()), _source_window_totals(engines_by_bucket))
+    figures = figures_from(
+        totals.get("window", RuleCounts()), _source_window_totals(engines_by_bucket)
+    )
     before = figures_from(
-        totals.get(False, RuleCounts()),
+        totals.get("before", RuleCounts()),
         _source_window_totals({day: c for day, c in engine_days.items() if day < window.start}),
     )
     series = [

@@ -1,9 +1,11 @@
 """Reads for the on-call dashboard: now and the last hours, what is wrong first.
 
-Hours come from the hourly rollups. Four reads need the ledger itself, each bounded by a time
-range on audit_event.occurred_at (index event_occurred_idx): deny rates in 5-minute buckets (the
-last 6 hours), the latest denies' reasons (at most REASON_SAMPLE rows), the last heartbeat of each
-engine (the last two intervals only), and remediations per resource (the window).
+Hours come from the hourly rollups, and an engine silent for days from HeartbeatDaily. Four
+reads need the ledger itself, each bounded by a time range on audit_event.occurred_at: deny rates
+in 5-minute buckets (the last 6 hours), the latest denies' reasons (at most REASON_SAMPLE rows;
+the partial index event_deny_occurred_idx), the last heartbeat of each engine (the last two
+intervals only; event_heartbeat_occurred_idx), and remediations per resource (the window;
+event_remediation_occurred_idx).
 """
 
 import functools

@@ -8,7 +8,9 @@ def fill_daily_tables(apps, schema_editor):
     """Fill the daily tables from the rollups an existing installation already holds.
 
     Calls the application's own counting (the one definition of these counts), as
-    `manage.py rebuild_rollups` would; on a new database there is nothing to count."""
+    `manage.py rebuild_rollups` would; on a new database there is nothing to count. That code
+    reads the tables as they are today: if a later migration changes a table it reads, this
+    must become historical models (apps.get_model) or an upgrade step of rebuild_rollups."""
     from posture.rollups import daily_recount, days_with_counts, sequence_days_fill
 
     sequence_days_fill()

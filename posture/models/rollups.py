@@ -1,4 +1,4 @@
-"""Rollups: derived counts of the ledger, by hour (and by day for decisions).
+"""Rollups: derived counts of the ledger, by hour, and by day for what long windows read.
 
 Derived data, not part of the ledger: every table here may be dropped and rebuilt from the
 events (`manage.py rebuild_rollups`), and the rebuild gives exactly the incremental numbers
@@ -91,7 +91,8 @@ class DecisionHourly(DecisionMeasures):
 
 
 class DecisionDaily(DecisionMeasures):
-    """DecisionHourly without the service, by UTC day: what the 90-day trends read."""
+    """DecisionHourly without the service, by UTC day: what day windows not scoped by service
+    read (RuleDaily's decision counts are summed from it; unscoped day windows read those)."""
 
     day = models.DateField()
     source = _source()
@@ -261,6 +262,8 @@ class SequenceSpan(models.Model):
 
 
 class SequenceHourly(SequenceSpan):
+    """Stored source sequence numbers by hour, source and epoch (completeness, gaps)."""
+
     bucket = models.DateTimeField()
 
     class Meta:
@@ -321,7 +324,7 @@ class SequenceDaily(SequenceSpan):
 class HeartbeatDaily(models.Model):
     """HeartbeatHourly by UTC day: the heartbeat slots seen in the day, the day's lowest and
     highest dropped_total, and the first hour with a heartbeat. Recounted from the hours of
-    the day (slots are bits of each hour, which do not add up across hours), like RuleDaily."""
+    the day (slots are bits of each hour, which do not add up across hours)."""
 
     day = models.DateField()
     source = _source()

@@ -10,7 +10,7 @@ from audit.models import Event
 from audit.services import source_create, source_token_create
 from posture import selectors_oncall as oncall
 from posture.models import Rule, SloTarget
-from posture.rollups import rollups_apply_all
+from posture.rollups import rollups_apply_all, slot_seconds
 from posture.selectors import Target, window_last
 from tests.conftest import event, post_events
 
@@ -264,7 +264,7 @@ def test_a_silent_engine_is_missing_since_the_slot_of_its_last_heartbeat(inciden
     assert kyverno.level == "critical"
     # Older than twice its interval, so read from the rollups: the start of its slot.
     assert not kyverno.exact
-    slot = timedelta(seconds=max(kyverno.interval_seconds, 60))
+    slot = timedelta(seconds=slot_seconds(kyverno.interval_seconds))
     assert sent - slot < kyverno.last_seen <= sent
 
 
