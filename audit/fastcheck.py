@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import Annotated, Literal, Union
 
 import msgspec
-from msgspec import UNSET, Meta, UnsetType
+from msgspec import Meta, UnsetType
 
 from audit.canonical import canonical_json
 from audit.events import (
@@ -56,7 +56,10 @@ _REQUIRED: dict[str, dict[str, object]] = {
 
 
 def _optional(annotation: object) -> tuple:
-    return (annotation | UnsetType, UNSET)
+    # Not sent: None, the column's value as it is, so a struct's typed fields read straight
+    # into a row. An explicit null is not of the annotated type, so msgspec refuses it and the
+    # Python path explains; omit_defaults leaves unsent fields out of the canonical bytes.
+    return (annotation, None)
 
 
 def _event_struct(kind: str) -> type:
@@ -70,8 +73,8 @@ def _event_struct(kind: str) -> type:
         "latency_ms": _optional(_LATENCY),
         "trace_id": _optional(Annotated[str, Meta(pattern=TRACE_ID_PATTERN)]),
         "attributes": _optional(dict),
-        # A kind without statuses takes none: only "not sent" fits UnsetType.
-        "status": _optional(Literal[statuses]) if statuses else (UnsetType, UNSET),
+        # A kind without statuses takes none: no value sent fits UnsetType.
+        "status": _optional(Literal[statuses]) if statuses else (UnsetType, None),
     }
     for name, limit in STRING_LIMITS.items():
         fields.setdefault(name, _optional(Annotated[str, Meta(max_length=limit)]))
@@ -93,6 +96,8 @@ def _event_struct(kind: str) -> type:
         tag_field="kind",
         tag=kind,
         forbid_unknown_fields=True,
+        omit_defaults=True,
+        namespace={"kind": kind},  # the tag as an attribute, for the typed columns
     )
 
 
@@ -101,9 +106,7 @@ _EVENT = Union[tuple(_STRUCTS.values())]  # noqa: UP007
 _WRAPPED = msgspec.defstruct("Batch", [("events", list[_EVENT])], forbid_unknown_fields=True)
 _DECODER = msgspec.json.Decoder(list[_EVENT] | _WRAPPED)
 
-_FIELDS_BUT_KIND = tuple(name for name in TYPED_FIELDS if name != "kind")
-_typed_values = attrgetter(*_FIELDS_BUT_KIND)
-_KIND_AT = TYPED_FIELDS.index("kind")
+_typed_values = attrgetter(*TYPED_FIELDS)
 _TIMESTAMPS_AT = tuple(TYPED_FIELDS.index(name) for name in ("occurred_at", "detected_at"))
 _LATENCY_AT = TYPED_FIELDS.index("latency_ms")
 
@@ -143,7 +146,7 @@ def fast_records(
 
 
 def _record(event: msgspec.Struct, default_environment: str) -> EventRecord | None:
-    kind = event.__struct_config__.tag
+    kind = event.kind
     if kind in ("decision", "violation") and not (event.rule or event.policy):
         return None
     if kind == "inventory" and event.resources_covered > event.resources_total:
@@ -154,8 +157,7 @@ def _record(event: msgspec.Struct, default_environment: str) -> EventRecord | No
     nesting = event_bytes.count(b"{") + event_bytes.count(b"[")
     if len(event_bytes) > MAX_ATTRIBUTES_BYTES or nesting > MAX_ATTRIBUTES_DEPTH:
         return None  # perhaps over the attribute limits: the Python path measures exactly
-    columns = [None if value is UNSET else value for value in _typed_values(event)]
-    columns.insert(_KIND_AT, kind)
+    columns = list(_typed_values(event))
     for position in _TIMESTAMPS_AT:
         if columns[position] is not None:
             columns[position] = matched_timestamp(columns[position])

@@ -23,6 +23,12 @@ def gzip_bomb() -> bytes:
     return b"".join(compressor.compress(chunk) for _ in range(64)) + compressor.flush()
 
 
+def bad_checksum(body: bytes) -> bytes:
+    gzipped = bytearray(gzip.compress(body))
+    gzipped[-8] ^= 1  # the CRC-32 of the trailer
+    return bytes(gzipped)
+
+
 def nested(depth: int) -> dict:
     value: dict = {}
     for _ in range(depth):
@@ -72,6 +78,12 @@ BODIES = {
     ),
     "truncated gzip": (
         gzip.compress(orjson.dumps(ONE_GOOD))[:-10],
+        {"HTTP_CONTENT_ENCODING": "gzip"},
+        400,
+        "bad_gzip",
+    ),
+    "gzip with a wrong checksum": (
+        bad_checksum(orjson.dumps(ONE_GOOD)),
         {"HTTP_CONTENT_ENCODING": "gzip"},
         400,
         "bad_gzip",
