@@ -1033,9 +1033,11 @@ def _insert_rows(model: type, columns: Iterable[str], rows: list, tail: str = ""
         )
         return
     # One statement for all the rows, each column sent as one array: a busy range inserts
-    # thousands of rows, and one INSERT a row costs PostgreSQL ~8 times as much.
+    # thousands of rows, and one INSERT a row costs PostgreSQL ~8 times as much. The arrays go
+    # in binary (%b): psycopg writes a text array in Python, quoting each element (~0.6 µs a
+    # number or string, ~4.6 µs a time, against ~0.2 µs in binary).
     fields = {field.column: field for field in model._meta.concrete_fields}
-    arrays = ", ".join(f"%s::{fields[column].db_type(connection)}[]" for column in columns)
+    arrays = ", ".join(f"%b::{fields[column].db_type(connection)}[]" for column in columns)
     execute_prepared(
         f"{into} SELECT * FROM unnest({arrays}) {tail}",  # noqa: S608 (no user input)
         [list(values) for values in zip(*rows, strict=True)],
