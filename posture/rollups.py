@@ -666,18 +666,29 @@ _WITH_PAYLOAD = (
 )
 
 
+_ROW_COLUMNS = [name for name in _Row._fields if name != "canonical"]
+# The stored bytes only of the kinds that need them, in the same read.
+_ROWS_SQL = (
+    f"SELECT {', '.join(_ROW_COLUMNS)}, "  # noqa: S608 (no user input)
+    "CASE WHEN kind = ANY(%s) THEN canonical END FROM audit_event "
+    "WHERE source_id = %s AND seq > %s AND seq <= %s AND kind = ANY(%s) ORDER BY seq"
+)
+
+
 def _rows(source_id: int, after: int, upto: int) -> list[_Row]:
     """The range's events of the other kinds, in chain order."""
-    # The stored bytes only of the kinds that need them, in the same read.
+    if connection.vendor == "postgresql":
+        # In binary, so that the times are read in C (a busy range holds thousands).
+        params = [list(_WITH_PAYLOAD), source_id, after, upto, list(_OTHER_KINDS)]
+        return [_Row(*values) for values in execute_prepared(_ROWS_SQL, params, binary=True)]
     payload = Case(When(kind__in=_WITH_PAYLOAD, then=F("canonical")), output_field=BinaryField())
-    columns = [name for name in _Row._fields if name != "canonical"]
     rows = (
         Event.objects.filter(
             source_id=source_id, seq__gt=after, seq__lte=upto, kind__in=_OTHER_KINDS
         )
         .annotate(payload=payload)
         .order_by("seq")
-        .values_list(*columns, "payload")
+        .values_list(*_ROW_COLUMNS, "payload")
     )
     return [_Row(*values) for values in rows]
 
