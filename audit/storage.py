@@ -86,7 +86,9 @@ def _executemany_rows(rows: Sequence[tuple]) -> None:
         cursor.executemany(sql, [_sqlite_row(row) for row in rows])
 
 
-def execute_prepared(sql: str, params: Sequence, *, binary: bool = False) -> list[tuple]:
+def execute_prepared(
+    sql: str, params: Sequence, *, binary: bool = False, prepare: bool | None = None
+) -> list[tuple]:
     """Run one statement run again and again (each ingest batch's, the rollups' bulk writes
     and reads) and give its rows.
 
@@ -95,6 +97,8 @@ def execute_prepared(sql: str, params: Sequence, *, binary: bool = False) -> lis
     server does not parse and plan it again for every batch, ~0.2 ms a batch. Django's own
     cursors bind on the client and cannot be prepared. `binary`: the rows come in binary
     (PostgreSQL), read in C: Django's loader for text times parses each in Python (~10 µs).
+    `prepare=False`: never prepared, planned for its values every time (a generic plan cannot
+    hash an `= ANY(array)` of thousands of values and compares each row with all of them).
     """
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
@@ -102,7 +106,7 @@ def execute_prepared(sql: str, params: Sequence, *, binary: bool = False) -> lis
             return cursor.fetchall() if cursor.description else []
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, binary=binary)
+        cursor.execute(sql, params, binary=binary, prepare=prepare)
         return cursor.fetchall() if cursor.description else []
 
 

@@ -809,15 +809,10 @@ class _Episodes:
     def __init__(self, source_id: int, events: list[_Row], rules: dict) -> None:
         resources = sorted({e.resource or "" for e in events if e.kind == EventKind.VIOLATION})
         # (rule id, resource) -> the stored open episode's pk, or a new episode's values.
-        self.current: dict[tuple[int, str], int | list] = {}
-        for start in range(0, len(resources), 1000):
-            stored = ViolationEpisode.objects.filter(
-                source_id=source_id,
-                resolved_at__isnull=True,
-                resource__in=resources[start : start + 1000],
-            ).values_list("rule_id", "resource", "pk")
-            for rule_id, resource, pk in stored:
-                self.current[(rule_id, resource)] = pk
+        self.current: dict[tuple[int, str], int | list] = {
+            (rule_id, resource): pk
+            for rule_id, resource, pk in _open_episodes(source_id, resources)
+        }
         self.created: list[list] = []
         self.closed: list[tuple[datetime, int]] = []
 
@@ -852,6 +847,29 @@ class _Episodes:
                 "UPDATE posture_violationepisode SET resolved_at = %s WHERE id = %s",
                 [(_param(at), pk) for at, pk in self.closed],
             )
+
+
+def _open_episodes(source_id: int, resources: list[str]) -> list[tuple[int, str, int]]:
+    """(rule id, resource, pk) of the source's open episodes on these resources."""
+    if not resources:
+        return []
+    if connection.vendor == "postgresql":
+        # One array parameter: the ORM's `resource__in` prepared each of a busy range's
+        # thousands of values in Python and wrote them into the SQL text.
+        return execute_prepared(
+            "SELECT rule_id, resource, id FROM posture_violationepisode "
+            "WHERE source_id = %s AND resolved_at IS NULL AND resource = ANY(%b)",
+            [source_id, resources],
+            prepare=False,
+        )
+    found: list[tuple[int, str, int]] = []
+    for start in range(0, len(resources), 1000):  # SQLite's limit on bound variables
+        found += ViolationEpisode.objects.filter(
+            source_id=source_id,
+            resolved_at__isnull=True,
+            resource__in=resources[start : start + 1000],
+        ).values_list("rule_id", "resource", "pk")
+    return found
 
 
 def _remediation(counts: _Counts, event: _Row, rules: dict) -> None:
@@ -1042,6 +1060,15 @@ def _insert_rows(model: type, columns: Iterable[str], rows: list, tail: str = ""
             f"{into} VALUES ({placeholders}) {tail}",
             [[_param(value) for value in row] for row in rows],
         )
+        return
+    if not tail:
+        # Plain inserts (new episodes, recounted days): COPY, whose rows psycopg writes in C.
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            names = ", ".join(columns)
+            with cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
         return
     # One statement for all the rows, each column sent as one array: a busy range inserts
     # thousands of rows, and one INSERT a row costs PostgreSQL ~8 times as much. The arrays go
