@@ -194,6 +194,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# A worker keeps its database connection for this many tasks (Celery would otherwise open a new
+# one, and so a new PostgreSQL backend, for every task); posture.celery drops one that broke or
+# is older than CONN_MAX_AGE before each task, as Django does before each request.
+CELERY_DB_REUSE_MAX = 100
 CELERY_BEAT_SCHEDULE = {
     "ledger-checkpoint": {
         "task": "audit.tasks.checkpoint_create_task",

@@ -88,6 +88,27 @@ def test_a_worker_signs_a_checkpoint_and_verifies_the_ledger(worker, source_clie
     assert run.result["checkpoints_checked"] == 1
 
 
+def test_a_worker_keeps_its_database_connection_between_tasks(worker, source_client):
+    def worker_backends() -> set[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return {pid for (pid,) in cursor.fetchall()}
+
+    post_events(source_client, [event(n) for n in range(1, 6)])
+    checkpoint_create_task.delay()
+    assert wait_for(lambda: Checkpoint.objects.filter(number=1).exists())
+    after_first = worker_backends()
+    post_events(source_client, [event(n) for n in range(6, 11)])
+    checkpoint_create_task.delay()
+    assert wait_for(lambda: Checkpoint.objects.filter(number=2).exists())
+
+    assert after_first
+    assert worker_backends() == after_first
+
+
 def test_a_worker_keeps_the_rollups_current_and_counts_nothing_twice(worker, source, source_client):
     from posture.models import DecisionHourly
     from posture.rollups import rollup_lag
