@@ -4,7 +4,8 @@ PostgreSQL gets binary COPY (the fastest path by far, see docs/benchmarks.md); S
 executemany. Both run inside the caller's transaction, on Django's connection.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
@@ -63,17 +64,22 @@ def events_insert(rows: Sequence[tuple]) -> None:
         _executemany_rows(rows)
 
 
+@contextmanager
+def raw_cursor() -> Iterator[psycopg.Cursor]:
+    """psycopg's own cursor on Django's connection (PostgreSQL), for what Django's cursors do
+    not do (server-side binding, binary rows, COPY). Django's error wrapper is applied: a
+    unique violation surfaces as django.db.IntegrityError as on every other path."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
 def _copy_rows(rows: Sequence[tuple]) -> None:
-    # psycopg's own cursor, so Django's error wrapper is applied by hand: a unique violation
-    # must surface as django.db.IntegrityError like on every other path.
-    with connection.wrap_database_errors, connection.cursor() as cursor:
-        raw_cursor = cursor.cursor
+    with raw_cursor() as cursor:
         # Django's psycopg setup dumps bytea through a Python dumper (for its Binary wrapper);
         # this COPY only sends plain bytes, which psycopg's own dumper writes in C.
-        raw_cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
-        with raw_cursor.copy(
-            f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+        with cursor.copy(f"COPY audit_event ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
@@ -104,8 +110,7 @@ def execute_prepared(
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(sql, params, binary=binary, prepare=prepare)
         return cursor.fetchall() if cursor.description else []
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
-import psycopg
 from django.db import connection, transaction
 from django.db.models import BinaryField, Case, F, Max, Min, Sum, When
 from django.db.models.functions import TruncDate
 
 from audit.canonical import canonical_loads
 from audit.models import ChainHead, Event, EventKind, Source
-from audit.storage import db_time, execute_prepared
+from audit.storage import db_time, execute_prepared, raw_cursor
 from posture.models import (
     DecisionDaily,
     DecisionHourly,
@@ -1063,8 +1062,7 @@ def _insert_rows(model: type, columns: Iterable[str], rows: list, tail: str = ""
         return
     if not tail:
         # Plain inserts (new episodes, recounted days): COPY, whose rows psycopg writes in C.
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        with raw_cursor() as cursor:
             names = ", ".join(columns)
             with cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy:
                 for row in rows:
@@ -1092,8 +1090,7 @@ def _execute_many(sql: str, rows: list) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(sql, rows)
         return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with raw_cursor() as cursor:
         cursor.executemany(sql, rows)
 
 
