@@ -1,0 +1,26 @@
+"""Rollup rows keep the events' values exactly, whatever characters they hold (on PostgreSQL the
+rollups write by COPY and by binary arrays, each with its own escaping)."""
+
+import pytest
+
+from posture.models import DecisionHourly, ViolationEpisode, ViolationHourly
+from posture.rollups import rollups_apply
+from tests.conftest import event, post_events
+
+pytestmark = pytest.mark.django_db
+
+AWKWARD = 'a\tb\nc\\d"e,f{g} NULL \u00e9'
+
+
+def test_awkward_values_are_kept_exactly(source, source_client):
+    violation = event(1, kind="violation", severity="high", service=AWKWARD, resource=AWKWARD)
+    for name in ("outcome", "mode", "enforced", "latency_ms"):
+        del violation[name]
+    response = post_events(source_client, [violation, event(2, service=AWKWARD)])
+    assert response.status_code == 201, response.json()
+
+    rollups_apply(source_id=source.pk)
+
+    assert ViolationEpisode.objects.get().resource == AWKWARD
+    assert ViolationHourly.objects.get().service == AWKWARD
+    assert DecisionHourly.objects.get().service == AWKWARD
