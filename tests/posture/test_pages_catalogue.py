@@ -19,8 +19,9 @@ from tests.conftest import event, post_events
 
 pytestmark = pytest.mark.django_db
 
-# Yesterday noon: inside every window the pages offer, whatever day the tests run.
-BASE = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
+# Three hours before the current hour: inside every window the pages offer, the last 24 hours
+# included, whatever the time of day the tests run (yesterday noon was outside it after noon).
+BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 CATALOGUE = {
     "mapping_version": "pages-1",
     "rules": [
