@@ -1,7 +1,9 @@
 """Rollup rows keep the events' values exactly, whatever characters they hold (on PostgreSQL the
-rollups write by COPY and by binary arrays, each with its own escaping)."""
+rollups write by COPY and by binary arrays, each with its own escaping), and counting leaves
+the planner's settings as they were."""
 
 import pytest
+from django.db import connection, transaction
 
 from posture.models import DecisionHourly, ViolationEpisode, ViolationHourly
 from posture.rollups import rollups_apply
@@ -24,3 +26,19 @@ def test_awkward_values_are_kept_exactly(source, source_client):
     assert ViolationEpisode.objects.get().resource == AWKWARD
     assert ViolationHourly.objects.get().service == AWKWARD
     assert DecisionHourly.objects.get().service == AWKWARD
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL planner setting")
+def test_counting_decisions_leaves_the_planner_as_it_was(source, source_client):
+    # The decisions are grouped with sorting turned off for that one statement (the planner
+    # sorts a range it has no statistics for); whatever runs after it in the same transaction
+    # must plan as before.
+    response = post_events(source_client, [event(n) for n in range(1, 6)])
+    assert response.status_code == 201, response.json()
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        rollups_apply(source_id=source.pk)
+        cursor.execute("SHOW enable_sort")
+        assert cursor.fetchone() == ("on",)
+
+    assert sum(DecisionHourly.objects.values_list("decisions", flat=True)) == 5
