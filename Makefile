@@ -29,10 +29,11 @@ test: install
 	$(BIN)/python -m pytest
 
 # The suite (SQLite, no browser) with the clock set by libfaketime to instants a run at any hour
-# may meet: just after midnight UTC, after noon, and across the end of a year mid-run. Pages
-# and rollups cut time into hours and days, and a test that only passes in the morning fails
-# CI in the afternoon. SQLite takes its clock from this process, so the database moves too.
-CLOCK_INSTANTS := "2026-11-26 00:03:00" "2026-11-26 12:30:00" "2026-12-31 23:58:30"
+# may meet: just after midnight UTC, after noon, across the end of a year mid-run, and months
+# on. Pages and rollups cut time into hours and days: a test that passes only in the morning
+# fails CI in the afternoon, and one whose data sits on a fixed day fails once that day is old.
+# SQLite takes its clock from this process, so the database moves too.
+CLOCK_INSTANTS := "2026-11-26 00:03:00" "2026-11-26 12:30:00" "2026-12-31 23:58:30" "2027-06-15 09:00:00"
 test-clock: install
 	@command -v faketime >/dev/null || { echo "test-clock needs libfaketime (apt-get install faketime)" >&2; exit 1; }
 	@for instant in $(CLOCK_INSTANTS); do \

@@ -28,7 +28,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 PASSWORD = "a-long-test-password-1"
-DEMO_END = datetime(2026, 11, 25, 12, tzinfo=UTC)
+# The demo data ends at the start of the current hour: the pages show windows that end now, and
+# data ending on a fixed day would drop out of them once that day was a week old.
+DEMO_END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
