@@ -25,11 +25,19 @@ class IngestRejected(Exception):
         return body
 
 
+_GZIP_FLAGS_AT = 3
+_GZIP_RESERVED_FLAGS = 0xE0
+
+
 def decompress_limited(body: bytes, *, max_bytes: int) -> bytes:
     """Gunzip `body`, refusing as soon as the output passes `max_bytes` (gzip bombs).
 
     ISA-L's inflate (zlib's interface, twice its speed here): ingest gunzips every byte sent.
     """
+    # RFC 1952 reserves the top three bits of the header's flags and says a reader must refuse
+    # a stream that sets them: zlib does, ISA-L does not look.
+    if len(body) > _GZIP_FLAGS_AT and body[_GZIP_FLAGS_AT] & _GZIP_RESERVED_FLAGS:
+        raise IngestRejected(400, "bad_gzip", "gzip header sets reserved flags")
     decompressor = isal_zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         data = decompressor.decompress(body, max_bytes + 1)

@@ -29,6 +29,12 @@ def bad_checksum(body: bytes) -> bytes:
     return bytes(gzipped)
 
 
+def reserved_flag(body: bytes) -> bytes:
+    gzipped = bytearray(gzip.compress(body))
+    gzipped[3] |= 0x20  # FLG: a bit RFC 1952 reserves, which a reader must refuse
+    return bytes(gzipped)
+
+
 def nested(depth: int) -> dict:
     value: dict = {}
     for _ in range(depth):
@@ -84,6 +90,12 @@ BODIES = {
     ),
     "gzip with a wrong checksum": (
         bad_checksum(orjson.dumps(ONE_GOOD)),
+        {"HTTP_CONTENT_ENCODING": "gzip"},
+        400,
+        "bad_gzip",
+    ),
+    "gzip with a reserved header flag": (
+        reserved_flag(orjson.dumps(ONE_GOOD)),
         {"HTTP_CONTENT_ENCODING": "gzip"},
         400,
         "bad_gzip",
