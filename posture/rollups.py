@@ -428,8 +428,11 @@ def _decisions_add(span: tuple, since: datetime | None, counted: Counted) -> Non
             # Without statistics on audit_event (autovacuum off, or rows just loaded) the
             # planner expects a row or two and sorts the range on nine keys to group it;
             # hashing the groups takes less than half the time at any size (docs/benchmarks.md).
-            # For this statement only: the transaction's other statements keep their plans.
-            cursor.execute("SET LOCAL enable_sort = off")
+            # For this statement only: the setting as it was is put back after it.
+            cursor.execute(
+                "SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)"
+            )
+            ((enable_sort, _),) = cursor.fetchall()
         cursor.execute(
             f"SELECT {_sql('hour')}, e.source_id, COALESCE(e.policy, ''), "  # noqa: S608
             "COALESCE(e.rule, ''), COALESCE(e.environment, ''), COALESCE(e.service, ''), "
@@ -439,7 +442,7 @@ def _decisions_add(span: tuple, since: datetime | None, counted: Counted) -> Non
         )
         groups = cursor.fetchall()
         if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_sort = DEFAULT")
+            cursor.execute("SELECT set_config('enable_sort', %s, true)", [enable_sort])
     rules = _rules_ensure({(policy, rule) for _, _, policy, rule, *_ in groups})
     hourly: dict[tuple, dict[str, int]] = {}
     daily: dict[tuple, dict[str, int]] = {}

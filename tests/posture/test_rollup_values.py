@@ -29,16 +29,18 @@ def test_awkward_values_are_kept_exactly(source, source_client):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL planner setting")
-def test_counting_decisions_leaves_the_planner_as_it_was(source, source_client):
+@pytest.mark.parametrize("before", ["on", "off"])
+def test_counting_decisions_leaves_the_planner_as_it_was(source, source_client, before):
     # The decisions are grouped with sorting turned off for that one statement (the planner
     # sorts a range it has no statistics for); whatever runs after it in the same transaction
-    # must plan as before.
+    # must plan as before, whatever the caller had set.
     response = post_events(source_client, [event(n) for n in range(1, 6)])
     assert response.status_code == 201, response.json()
 
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('enable_sort', %s, true)", [before])
         rollups_apply(source_id=source.pk)
         cursor.execute("SHOW enable_sort")
-        assert cursor.fetchone() == ("on",)
+        assert cursor.fetchone() == (before,)
 
     assert sum(DecisionHourly.objects.values_list("decisions", flat=True)) == 5
