@@ -7,7 +7,7 @@ tests/audit/test_event_schema.py keeps the two in agreement.
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import msgspec
@@ -138,6 +138,16 @@ def matched_timestamp(text: str) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return moment
+
+
+LAST_DAY_REFUSED = "a time before 9999-12-31 in UTC"
+
+
+def on_an_ingestible_day(moment: datetime) -> bool:
+    """Whether ingest takes a time on its day: the daily rollups end a day at the next
+    midnight, which Python cannot write after 9999-12-31, so that day is refused. (Verification
+    still reads such a time: it may be stored by an earlier version.)"""
+    return moment.astimezone(UTC).date() < date.max
 
 
 def _depth_exceeds(value: object, limit: int) -> bool:
@@ -326,8 +336,11 @@ def event_finish(
         event = {**raw, "environment": default_environment}
     columns = typed_columns(event)
     for position, name in zip(_TIMESTAMP_POSITIONS, TIMESTAMP_FIELDS, strict=True):
-        if columns[position] is None and name in raw:
+        moment = columns[position]
+        if moment is None and name in raw:
             errors[name] = "an RFC 3339 time with an offset"
+        elif moment is not None and not on_an_ingestible_day(moment):
+            errors[name] = LAST_DAY_REFUSED
     if kind is not None:
         _validate_kind_fields(raw, kind, errors)
     event_id = raw.get("event_id")
@@ -369,8 +382,11 @@ def _validate_kind_fields(raw: dict, kind: str, errors: dict[str, str]) -> None:
     elif kind == "policy_deployment" and not raw.get("policy_version"):
         errors["policy_version"] = "required for a policy_deployment"
     for field in KIND_TIMESTAMP_FIELDS.get(kind, ()):
-        if parse_timestamp(raw.get(field)) is None:
+        moment = parse_timestamp(raw.get(field))
+        if moment is None:
             errors[field] = f"required for a {kind}, an RFC 3339 time with an offset"
+        elif not on_an_ingestible_day(moment):
+            errors[field] = LAST_DAY_REFUSED
     if kind == "inventory":
         total, covered = raw.get("resources_total"), raw.get("resources_covered")
         if not (_is_int(total) and _is_int(covered)):

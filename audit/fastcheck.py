@@ -36,6 +36,7 @@ from audit.events import (
     TYPED_FIELDS,
     EventRecord,
     matched_timestamp,
+    on_an_ingestible_day,
 )
 
 _TIMESTAMP = Annotated[str, Meta(pattern=RFC3339_PATTERN)]
@@ -160,11 +161,12 @@ def _record(event: msgspec.Struct, default_environment: str) -> EventRecord | No
     columns = list(_typed_values(event))
     for position in _TIMESTAMPS_AT:
         if columns[position] is not None:
-            columns[position] = matched_timestamp(columns[position])
-            if columns[position] is None:
+            moment = columns[position] = matched_timestamp(columns[position])
+            if moment is None or not on_an_ingestible_day(moment):
                 return None
     for name in KIND_TIMESTAMP_FIELDS.get(kind, ()):
-        if matched_timestamp(getattr(event, name)) is None:
+        moment = matched_timestamp(getattr(event, name))
+        if moment is None or not on_an_ingestible_day(moment):
             return None
     latency = columns[_LATENCY_AT]
     if type(latency) is int:

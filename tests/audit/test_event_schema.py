@@ -76,6 +76,8 @@ NOT_EXPRESSIBLE = {
     "attributes nested too deep",
     "inventory covered above total",
     "time after year 9999 in UTC",
+    "time on 9999-12-31 in UTC",
+    "deployment committed on 9999-12-31",
     "time before year 1 in UTC",
 }
 

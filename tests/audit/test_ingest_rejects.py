@@ -148,6 +148,7 @@ BAD_EVENTS = {
         event(1, occurred_at="9999-12-31T23:59:59-01:00"),
         "occurred_at",
     ),
+    "time on 9999-12-31 in UTC": (event(1, occurred_at="9999-12-31T00:00:00Z"), "occurred_at"),
     "time before year 1 in UTC": (event(1, detected_at="0001-01-01T00:00:00+01:00"), "detected_at"),
     "kind a list": (event(1, kind=["decision"]), "kind"),
     "kind an object": (event(1, kind={"a": 1}), "kind"),
@@ -186,6 +187,12 @@ BAD_EVENTS = {
     "status of another kind": (event(1, status="resolved"), "status"),
     "deployment without commit time": (
         event(1, kind="policy_deployment", policy_version="v2"),
+        "committed_at",
+    ),
+    "deployment committed on 9999-12-31": (
+        event(
+            1, kind="policy_deployment", policy_version="v2", committed_at="9999-12-31T10:00:00Z"
+        ),
         "committed_at",
     ),
     "inventory covered above total": (
