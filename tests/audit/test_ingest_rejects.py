@@ -23,15 +23,9 @@ def gzip_bomb() -> bytes:
     return b"".join(compressor.compress(chunk) for _ in range(64)) + compressor.flush()
 
 
-def bad_checksum(body: bytes) -> bytes:
+def gzip_with_bits_flipped(body: bytes, *, at: int, bits: int) -> bytes:
     gzipped = bytearray(gzip.compress(body))
-    gzipped[-8] ^= 1  # the CRC-32 of the trailer
-    return bytes(gzipped)
-
-
-def reserved_flag(body: bytes) -> bytes:
-    gzipped = bytearray(gzip.compress(body))
-    gzipped[3] |= 0x20  # FLG: a bit RFC 1952 reserves, which a reader must refuse
+    gzipped[at] ^= bits
     return bytes(gzipped)
 
 
@@ -89,13 +83,15 @@ BODIES = {
         "bad_gzip",
     ),
     "gzip with a wrong checksum": (
-        bad_checksum(orjson.dumps(ONE_GOOD)),
+        # The first byte of the trailer's CRC-32.
+        gzip_with_bits_flipped(orjson.dumps(ONE_GOOD), at=-8, bits=1),
         {"HTTP_CONTENT_ENCODING": "gzip"},
         400,
         "bad_gzip",
     ),
     "gzip with a reserved header flag": (
-        reserved_flag(orjson.dumps(ONE_GOOD)),
+        # FLG, the header's fourth byte: a bit RFC 1952 reserves, which a reader must refuse.
+        gzip_with_bits_flipped(orjson.dumps(ONE_GOOD), at=3, bits=0x20),
         {"HTTP_CONTENT_ENCODING": "gzip"},
         400,
         "bad_gzip",
