@@ -80,6 +80,7 @@ BIN = Path(sys.executable).parent
 
 BATCH = 500
 SOURCES = 8
+EVENT_SPACING = timedelta(milliseconds=7)  # between one event and the next of a scenario
 COPY_TABLE = "bench_raw_copy"
 
 # The bars of the issue.
@@ -134,7 +135,7 @@ def make_event(rng: random.Random, event_id: str, n: int, base: datetime) -> dic
     """A realistic native event of about 600 bytes: mostly decisions, some violations."""
     service = rng.choice(_SERVICES)
     policy, rule = rng.choice(_RULES)
-    occurred = base + timedelta(milliseconds=n * 7 + rng.randrange(7))
+    occurred = base + EVENT_SPACING * n + timedelta(milliseconds=rng.randrange(7))
     event = {
         "event_id": event_id,
         "kind": "decision",
@@ -173,10 +174,11 @@ def make_event(rng: random.Random, event_id: str, n: int, base: datetime) -> dic
     return event
 
 
-def build_requests(tag: str, events: int, sources: list[int], seed: int) -> list[Request]:
-    """Batches of BATCH events; request i goes to sources[i % len(sources)]."""
+def build_requests(
+    tag: str, events: int, sources: list[int], seed: int, base: datetime
+) -> list[Request]:
+    """Batches of BATCH events from `base` on; request i goes to sources[i % len(sources)]."""
     rng = random.Random(seed)
-    base = datetime(2026, 11, 1, tzinfo=UTC)
     requests = []
     for index in range(math.ceil(events / BATCH)):
         size = min(BATCH, events - index * BATCH)
@@ -817,9 +819,16 @@ def run(args: argparse.Namespace) -> Results:
         print(f"!! {busy:.0%} of the CPUs were busy before the start: the figures will be low")
 
     step("building request bodies")
-    multi = build_requests("m", args.events, list(range(SOURCES)), seed=1)
-    single = build_requests("s", args.events, [0], seed=2)
-    warmup = build_requests("w", BATCH * max(2 * args.clients, SOURCES), list(range(SOURCES)), 3)
+    warmup_events = BATCH * max(2 * args.clients, SOURCES)
+    # Each scenario's events happened after the previous one's and the last ends about now,
+    # as enforcement points send them: a ledger's time index grows at its end.
+    end = datetime.now(UTC).replace(microsecond=0)
+    single_base = end - EVENT_SPACING * args.events
+    multi_base = single_base - EVENT_SPACING * args.events
+    warmup_base = multi_base - EVENT_SPACING * warmup_events
+    multi = build_requests("m", args.events, list(range(SOURCES)), 1, multi_base)
+    single = build_requests("s", args.events, [0], 2, single_base)
+    warmup = build_requests("w", warmup_events, list(range(SOURCES)), 3, warmup_base)
     body_bytes = sum(len(r.body) for r in multi) / len(multi)
     event_bytes = len(orjson.dumps(orjson.loads(gzip.decompress(multi[0].body))[1]))
     results.settings.update(gzip_body_bytes=round(body_bytes), event_json_bytes=event_bytes)
