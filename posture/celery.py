@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "posture.settings")
 
@@ -20,3 +20,13 @@ def drop_unusable_database_connection(task, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def settle_worker_garbage_collector(**kwargs) -> None:
+    """As in the web workers (posture.wsgi): in the process that runs the tasks, the worker's
+    own with the solo and threads pools, each child of the prefork pool."""
+    from posture.runtime import garbage_collector_settle
+
+    garbage_collector_settle()

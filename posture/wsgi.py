@@ -1,10 +1,11 @@
-import gc
 import os
 import sys
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.wsgi import get_wsgi_application
+
+from posture.runtime import garbage_collector_settle
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "posture.settings")
 
@@ -17,9 +18,4 @@ if settings.DEBUG and "gunicorn" in sys.modules:
         "production (DEBUG=true only for local development)."
     )
 
-# Everything loaded so far lives as long as the process: keep the garbage collector from
-# walking it again and again while requests allocate thousands of short-lived objects
-# (about 4 µs an ingested event otherwise; docs/benchmarks.md).
-gc.collect()
-gc.freeze()
-gc.set_threshold(50_000, 50, 100)
+garbage_collector_settle()
