@@ -109,7 +109,10 @@ def _count_range(source_id: int, after: int, upto: int, since: datetime | None =
     groups = _range_groups(span, since)
     _decisions_add(span, since, [group for group in groups if group.decision], counted)
     _sequences_add([group for group in groups if group.sequenced])
-    _others_add(span, since, counted)
+    # A range of decisions alone (most of an admission controller's) has nothing more to read.
+    # A rebuild from `since` reads on: the episodes follow violations from before it too.
+    if since is not None or not all(group.decision for group in groups):
+        _others_add(span, since, counted)
     return counted
 
 

@@ -7,13 +7,14 @@ in a savepoint rolled back at its end.
 """
 
 import random
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from audit.models import ChainHead, Event, Source
+from posture.models import ViolationEpisode
 from posture.rollups import (
     RollupLag,
     rollup_lag,
@@ -21,6 +22,7 @@ from posture.rollups import (
     rollups_apply_all,
     rollups_rebuild,
 )
+from tests.conftest import event, post_events
 from tests.posture.factories import (
     DAYS,
     T0,
@@ -132,3 +134,21 @@ def test_batches_ingested_while_rollups_are_behind_are_caught_up(seed, behind_fr
         assert_same(rollups_snapshot(), caught_up)
 
     in_savepoint(check)
+
+
+def test_a_rebuild_from_a_day_of_decisions_alone_keeps_the_earlier_episodes(source, source_client):
+    # A range whose events from `since` on are all decisions: the violation before it still
+    # opens its episode, which a rebuild recounts whole.
+    violation = event(1, kind="violation", severity="high", resource="deployment/payments")
+    for name in ("outcome", "mode", "enforced", "latency_ms"):
+        del violation[name]
+    later = datetime(2026, 11, 3, tzinfo=UTC)
+    decisions = [event(n, occurred_at=(later + timedelta(seconds=n)).isoformat()) for n in (2, 3)]
+    response = post_events(source_client, [violation, *decisions])
+    assert response.status_code == 201, response.json()
+    rollups_apply(source_id=source.pk)
+    counted = rollups_snapshot()
+    assert ViolationEpisode.objects.filter(resolved_at=None).count() == 1
+
+    assert rollups_rebuild(since=later) == 3
+    assert_same(rollups_snapshot(), counted)
