@@ -25,8 +25,10 @@ def drop_unusable_database_connection(task, **kwargs) -> None:
 @worker_ready.connect
 @worker_process_init.connect
 def settle_worker_garbage_collector(**kwargs) -> None:
-    """As in the web workers (posture.wsgi): in the process that runs the tasks, the worker's
-    own with the solo and threads pools, each child of the prefork pool."""
+    """As in the web workers (posture.wsgi), in every process that runs tasks: the worker
+    itself once it is ready (solo and threads pools) and each pool process as it starts
+    (prefork children; Celery sends that for the solo pool too, and settling twice is
+    harmless)."""
     from posture.runtime import garbage_collector_settle
 
     garbage_collector_settle()
