@@ -127,6 +127,14 @@ def post_events(client: APIClient, payload, *, gzipped: bool = False, **headers)
     return client.post("/api/v1/events", data=body, **headers)
 
 
+def violation(n: int, **fields) -> dict:
+    """A valid open violation: event() without a decision's own fields; keyword arguments
+    override or add fields."""
+    decision_only = ("outcome", "mode", "enforced", "latency_ms")
+    base = {name: value for name, value in event(n).items() if name not in decision_only}
+    return {**base, "kind": "violation", "severity": "high", **fields}
+
+
 def event_count() -> int:
     return Event.objects.count()
 

@@ -13,7 +13,7 @@ from posture.models import (
     ViolationHourly,
 )
 from posture.rollups import rollups_apply
-from tests.conftest import event, post_events
+from tests.conftest import event, post_events, violation
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +21,9 @@ AWKWARD = 'a\tb\nc\\d"e,f{g} NULL \u00e9'
 
 
 def test_awkward_values_are_kept_exactly(source, source_client):
-    violation = event(1, kind="violation", severity="high", service=AWKWARD, resource=AWKWARD)
-    for name in ("outcome", "mode", "enforced", "latency_ms"):
-        del violation[name]
-    response = post_events(source_client, [violation, event(2, service=AWKWARD)])
+    response = post_events(
+        source_client, [violation(1, service=AWKWARD, resource=AWKWARD), event(2, service=AWKWARD)]
+    )
     assert response.status_code == 201, response.json()
 
     rollups_apply(source_id=source.pk)

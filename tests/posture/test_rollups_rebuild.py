@@ -22,7 +22,7 @@ from posture.rollups import (
     rollups_apply_all,
     rollups_rebuild,
 )
-from tests.conftest import event, post_events
+from tests.conftest import event, post_events, violation
 from tests.posture.factories import (
     DAYS,
     T0,
@@ -139,12 +139,10 @@ def test_batches_ingested_while_rollups_are_behind_are_caught_up(seed, behind_fr
 def test_a_rebuild_from_a_day_of_decisions_alone_keeps_the_earlier_episodes(source, source_client):
     # A range whose events from `since` on are all decisions: the violation before it still
     # opens its episode, which a rebuild recounts whole.
-    violation = event(1, kind="violation", severity="high", resource="deployment/payments")
-    for name in ("outcome", "mode", "enforced", "latency_ms"):
-        del violation[name]
+    opened = violation(1, resource="deployment/payments")
     later = datetime(2026, 11, 3, tzinfo=UTC)
     decisions = [event(n, occurred_at=(later + timedelta(seconds=n)).isoformat()) for n in (2, 3)]
-    response = post_events(source_client, [violation, *decisions])
+    response = post_events(source_client, [opened, *decisions])
     assert response.status_code == 201, response.json()
     rollups_apply(source_id=source.pk)
     counted = rollups_snapshot()
